@@ -1,0 +1,240 @@
+//! `cargo xtask bench linalg`: batched EVD and batched matrix log, faer sequential and over a
+//! 2-thread rayon pool, against `numpy.linalg.eigh` on the identical matrices when numpy is
+//! importable.
+
+use std::path::Path;
+use std::process::Command;
+
+use serde::Serialize;
+use spd_linalg::random::{random_spd, seeded_rng};
+use spd_linalg::{Log, eigh_batch, eigh_batch_seq, spectral_batch};
+
+use super::median_seconds;
+use crate::report::{machine_line, update_docs_section, workspace_root, write_atomic};
+
+/// `(n, batch)` pairs: batches sized so each measurement takes milliseconds, not microseconds.
+const CASES: [(usize, usize); 6] = [
+    (10, 3000),
+    (20, 1500),
+    (30, 800),
+    (93, 120),
+    (200, 30),
+    (400, 8),
+];
+
+#[derive(Serialize)]
+struct Row {
+    op: &'static str,
+    n: usize,
+    batch: usize,
+    threads: usize,
+    spdnas_us_per_matrix: f64,
+    numpy_us_per_matrix: Option<f64>,
+}
+
+fn pool(threads: usize) -> Result<rayon::ThreadPool, String> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+fn batch_data(n: usize, batch: usize) -> Vec<f64> {
+    let mut rng = seeded_rng(2026 + n as u64);
+    let mut data = Vec::with_capacity(batch * n * n);
+    for _ in 0..batch {
+        let x = random_spd(n, &mut rng);
+        for j in 0..n {
+            for i in 0..n {
+                data.push(x[(i, j)]);
+            }
+        }
+    }
+    data
+}
+
+/// A little-endian f64 `.npy` file of shape `(batch, n, n)`.
+fn write_npy(path: &Path, data: &[f64], n: usize, batch: usize) -> Result<(), String> {
+    let dict =
+        format!("{{'descr': '<f8', 'fortran_order': False, 'shape': ({batch}, {n}, {n}), }}");
+    let unpadded = 10 + dict.len() + 1;
+    let padding = (64 - unpadded % 64) % 64;
+    let header = format!("{dict}{}\n", " ".repeat(padding));
+    let mut bytes = Vec::with_capacity(10 + header.len() + data.len() * 8);
+    bytes.extend_from_slice(b"\x93NUMPY\x01\x00");
+    bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    bytes.extend_from_slice(header.as_bytes());
+    for v in data {
+        bytes.extend_from_slice(&v.to_le_bytes());
+    }
+    std::fs::write(path, bytes).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+const NUMPY_SCRIPT: &str = r#"
+import json, sys, time
+import numpy as np
+X = np.load(sys.argv[1])
+def median(f, reps=int(sys.argv[2])):
+    f()
+    ts = []
+    for _ in range(reps):
+        t = time.perf_counter(); f(); ts.append(time.perf_counter() - t)
+    ts.sort()
+    return ts[len(ts) // 2]
+def logm(X):
+    w, U = np.linalg.eigh(X)
+    return (U * np.log(w)[..., None, :]) @ np.swapaxes(U, -1, -2)
+kernel = "?"
+try:
+    import threadpoolctl
+    info = [i for i in threadpoolctl.threadpool_info() if i.get("user_api") == "blas"]
+    if info:
+        kernel = "%s %s, %s, %d threads" % (info[0]["internal_api"], info[0]["version"], info[0]["architecture"], info[0]["num_threads"])
+except Exception:
+    pass
+print(json.dumps({"eigh": median(lambda: np.linalg.eigh(X)), "log": median(lambda: logm(X)), "numpy": np.__version__, "kernel": kernel}))
+"#;
+
+struct Numpy {
+    eigh: f64,
+    log: f64,
+    description: String,
+}
+
+/// Times numpy on the same matrices; `None` when python3 or numpy is missing. OpenBLAS
+/// overrides set on this machine (`OPENBLAS_CORETYPE`, `OPENBLAS_L2_SIZE`) would slow numpy,
+/// so they are removed for this command only.
+fn numpy_times(data: &[f64], n: usize, batch: usize) -> Result<Option<Numpy>, String> {
+    let probe = Command::new("python3")
+        .args(["-c", "import numpy"])
+        .output();
+    if !probe.is_ok_and(|o| o.status.success()) {
+        return Ok(None);
+    }
+    let dir = workspace_root().join("target").join("bench");
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let path = dir.join(format!("linalg-{n}.npy"));
+    write_npy(&path, data, n, batch)?;
+    let out = Command::new("python3")
+        .args(["-c", NUMPY_SCRIPT])
+        .arg(&path)
+        .arg(super::REPETITIONS.to_string())
+        .env_remove("OPENBLAS_CORETYPE")
+        .env_remove("OPENBLAS_L2_SIZE")
+        .output()
+        .map_err(|e| e.to_string())?;
+    let _ = std::fs::remove_file(&path);
+    if !out.status.success() {
+        return Err(format!(
+            "numpy run failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let v: serde_json::Value =
+        serde_json::from_slice(&out.stdout).map_err(|e| format!("numpy output: {e}"))?;
+    let num = |k: &str| {
+        v[k].as_f64()
+            .ok_or_else(|| format!("numpy output lacks {k}"))
+    };
+    Ok(Some(Numpy {
+        eigh: num("eigh")?,
+        log: num("log")?,
+        description: format!(
+            "numpy {} ({})",
+            v["numpy"].as_str().unwrap_or("?"),
+            v["kernel"].as_str().unwrap_or("?")
+        ),
+    }))
+}
+
+/// Runs the benchmark, writes `target/bench/linalg.json` and the `linalg` section of
+/// `docs/benchmarks.md`, and prints the table.
+pub fn run() -> Result<(), String> {
+    faer::set_global_parallelism(faer::Par::Seq);
+    let (one, two) = (pool(1)?, pool(2)?);
+    let mut rows = Vec::new();
+    let mut numpy_desc = None;
+    for (n, batch) in CASES {
+        let data = batch_data(n, batch);
+        let us = |s: f64| s * 1e6 / batch as f64;
+        let eigh_seq = us(median_seconds(|| {
+            eigh_batch_seq(&data, n).expect("benchmark matrices are SPD");
+        }));
+        let eigh_par = us(two.install(|| {
+            median_seconds(|| {
+                eigh_batch(&data, n).expect("benchmark matrices are SPD");
+            })
+        }));
+        let log_seq = us(one.install(|| {
+            median_seconds(|| {
+                spectral_batch(&Log, &data, n).expect("benchmark matrices are SPD");
+            })
+        }));
+        let log_par = us(two.install(|| {
+            median_seconds(|| {
+                spectral_batch(&Log, &data, n).expect("benchmark matrices are SPD");
+            })
+        }));
+        let numpy = numpy_times(&data, n, batch)?;
+        if let Some(np) = &numpy {
+            numpy_desc.get_or_insert_with(|| np.description.clone());
+        }
+        for (op, threads, t, np) in [
+            ("eigh", 1, eigh_seq, numpy.as_ref().map(|x| us(x.eigh))),
+            ("eigh", 2, eigh_par, numpy.as_ref().map(|x| us(x.eigh))),
+            ("log", 1, log_seq, numpy.as_ref().map(|x| us(x.log))),
+            ("log", 2, log_par, numpy.as_ref().map(|x| us(x.log))),
+        ] {
+            rows.push(Row {
+                op,
+                n,
+                batch,
+                threads,
+                spdnas_us_per_matrix: t,
+                numpy_us_per_matrix: np,
+            });
+        }
+        eprintln!("n = {n}: done");
+    }
+    let json = serde_json::to_string_pretty(&rows).map_err(|e| e.to_string())?;
+    let json_path = workspace_root().join("target/bench/linalg.json");
+    write_atomic(&json_path, &json)?;
+    let table = markdown(&rows, numpy_desc.as_deref());
+    println!("{table}");
+    let docs = update_docs_section("linalg", &table)?;
+    eprintln!("wrote {} and {}", json_path.display(), docs.display());
+    Ok(())
+}
+
+fn markdown(rows: &[Row], numpy: Option<&str>) -> String {
+    let mut s = String::new();
+    s.push_str("## spd-linalg: batched EVD and matrix log (µs per matrix)\n\n");
+    s.push_str(&format!(
+        "{}. Reference: {}.\n",
+        machine_line(),
+        numpy.unwrap_or("numpy not available")
+    ));
+    s.push_str(
+        "Median of 7 runs after a warm-up; `ratio` = spdnas / numpy (below 1: spdnas faster).\n\n",
+    );
+    s.push_str("| op | n | batch | faer seq | faer rayon ×2 | numpy | ratio (rayon ×2) |\n");
+    s.push_str("|---|---:|---:|---:|---:|---:|---:|\n");
+    for pair in rows.chunks(2) {
+        let (seq, par) = (&pair[0], &pair[1]);
+        let np = par.numpy_us_per_matrix;
+        s.push_str(&format!(
+            "| {} | {} | {} | {:.1} | {:.1} | {} | {} |\n",
+            par.op,
+            par.n,
+            par.batch,
+            seq.spdnas_us_per_matrix,
+            par.spdnas_us_per_matrix,
+            np.map_or("–".into(), |v| format!("{v:.1}")),
+            np.map_or("–".into(), |v| format!(
+                "{:.2}",
+                par.spdnas_us_per_matrix / v
+            )),
+        ));
+    }
+    s
+}

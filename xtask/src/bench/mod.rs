@@ -1,0 +1,27 @@
+//! Benchmarks: release build, fixed seeds, warm-up, median of repeated runs.
+
+pub mod linalg;
+
+use std::time::Instant;
+
+/// Repetitions whose median is reported.
+pub const REPETITIONS: usize = 7;
+
+/// Runs `f` once to warm up, then `REPETITIONS` times; returns the median in seconds.
+pub fn median_seconds(mut f: impl FnMut()) -> f64 {
+    f();
+    let mut times: Vec<f64> = (0..REPETITIONS)
+        .map(|_| {
+            let start = Instant::now();
+            f();
+            start.elapsed().as_secs_f64()
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
+}
+
+/// Every benchmark that exists so far.
+pub fn run_all() -> Result<(), String> {
+    linalg::run()
+}

@@ -1,0 +1,30 @@
+//! `cargo xtask`: benchmarks (`bench [linalg]`) for spdnas. Run through the alias in
+//! `.cargo/config.toml`, which builds this tool in release.
+
+mod bench;
+mod report;
+
+use std::process::ExitCode;
+
+const USAGE: &str = "usage: cargo xtask bench [all|linalg]";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        ["bench"] | ["bench", "all"] => bench::run_all(),
+        ["bench", "linalg"] => bench::linalg::run(),
+        _ => Err(USAGE.to_string()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("xtask: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
