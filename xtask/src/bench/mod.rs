@@ -1,5 +1,6 @@
 //! Benchmarks: release build, fixed seeds, warm-up, median of repeated runs.
 
+pub mod autograd;
 pub mod linalg;
 
 use std::time::Instant;
@@ -23,5 +24,6 @@ pub fn median_seconds(mut f: impl FnMut()) -> f64 {
 
 /// Every benchmark that exists so far.
 pub fn run_all() -> Result<(), String> {
-    linalg::run()
+    linalg::run()?;
+    autograd::run()
 }

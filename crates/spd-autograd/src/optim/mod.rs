@@ -1,0 +1,73 @@
+//! Optimisers that respect each parameter's manifold: on a Euclidean parameter they are the
+//! textbook methods; on Stiefel and SPD parameters they use the Riemannian gradient, move by
+//! the retraction, and carry their state (momentum, first moments) by vector transport.
+//! Global gradient-norm clipping acts on the Euclidean gradients before the step.
+
+mod adam;
+mod sgd;
+
+pub use adam::Adam;
+pub use sgd::Sgd;
+
+use crate::error::{AutogradError, LinalgContext, Result};
+use crate::graph::Gradients;
+use crate::param::{Param, ParamStore};
+use crate::tensor::Tensor;
+
+/// Scales all gradients in `grads` so their global Euclidean norm is at most `max_norm`;
+/// returns the norm before clipping (summed over parameters in id order).
+pub fn clip_grad_norm(grads: &mut Gradients, max_norm: f64) -> f64 {
+    let total = grads
+        .params()
+        .values()
+        .map(Tensor::norm_sq)
+        .sum::<f64>()
+        .sqrt();
+    if total > max_norm && total > 0.0 {
+        let s = max_norm / total;
+        for g in grads.params_mut().values_mut() {
+            *g = g.scaled(s);
+        }
+    }
+    total
+}
+
+/// `egrad + λ·x`: coupled L2 weight decay.
+fn decayed(p: &Param, g: &Tensor, weight_decay: f64) -> Tensor {
+    let mut g = g.clone();
+    if weight_decay != 0.0 {
+        g.axpy(weight_decay, &p.value);
+    }
+    g
+}
+
+/// The trainable parameters that have a gradient, in id order.
+fn updatable<'a>(
+    store: &ParamStore,
+    grads: &'a Gradients,
+) -> Result<Vec<(crate::ParamId, &'a Tensor)>> {
+    let mut out = Vec::new();
+    for (id, g) in grads.params() {
+        let p = store
+            .get(*id)
+            .ok_or_else(|| AutogradError::UnknownParameter(format!("{id:?}")))?;
+        if p.trainable {
+            if g.shape() != p.value.shape() {
+                return Err(AutogradError::Invalid(format!(
+                    "gradient of {} has shape {:?}",
+                    p.name,
+                    g.shape()
+                )));
+            }
+            out.push((*id, g));
+        }
+    }
+    Ok(out)
+}
+
+fn retract(p: &Param, step: &Tensor) -> Result<Tensor> {
+    p.manifold.retract(&p.value, step).op("retraction")
+}
+
+#[cfg(test)]
+mod tests;

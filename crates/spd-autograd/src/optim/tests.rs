@@ -1,0 +1,160 @@
+use super::*;
+use crate::graph::Graph;
+use crate::manifold::Manifold;
+use crate::ops::{arith::dot_const, arith::lincomb, bimap::bimap};
+use crate::param::ParamId;
+use spd_linalg::random::{random_spd, random_stiefel, seeded_rng};
+
+/// Brockett cost `−tr(Wᵀ A W)` for a fixed SPD `A`, minimised over `St(n, p)`.
+fn brockett(store: &ParamStore, w: ParamId, a: &Tensor) -> (f64, Gradients) {
+    let mut g = Graph::new();
+    let wv = g.param(store, w).unwrap();
+    let av = g.constant(a.clone());
+    let y = bimap(&mut g, av, wv).unwrap();
+    let p = g.value(y).rows();
+    let loss = dot_const(&mut g, y, &Tensor::identities(1, 1, p).scaled(-1.0)).unwrap();
+    (g.value(loss).data()[0], g.backward(loss).unwrap())
+}
+
+fn stiefel_store(seed: u64) -> (ParamStore, ParamId, Tensor) {
+    let mut rng = seeded_rng(seed);
+    let mut store = ParamStore::new();
+    let w = random_stiefel(8, 3, &mut rng);
+    let w = store
+        .add(
+            "w",
+            Manifold::Stiefel,
+            Tensor::from_matrices(1, &[w.as_ref()]).unwrap(),
+        )
+        .unwrap();
+    let a = random_spd(8, &mut rng);
+    (store, w, Tensor::from_matrices(1, &[a.as_ref()]).unwrap())
+}
+
+#[test]
+fn stiefel_weights_stay_on_the_manifold_for_1000_steps() {
+    for use_adam in [false, true] {
+        let (mut store, w, a) = stiefel_store(1);
+        let (first, _) = brockett(&store, w, &a);
+        let mut sgd = Sgd::new(0.05).with_momentum(0.9);
+        let mut adam = Adam::new(0.01);
+        let mut last = first;
+        for _ in 0..1000 {
+            let (l, grads) = brockett(&store, w, &a);
+            last = l;
+            if use_adam {
+                adam.step(&mut store, &grads).unwrap()
+            } else {
+                sgd.step(&mut store, &grads).unwrap()
+            }
+        }
+        let wv = &store.get(w).unwrap().value;
+        assert!(
+            spd_linalg::orthonormality_error(wv.mat(0)) <= 1e-10,
+            "adam {use_adam}"
+        );
+        // the optimum is minus the sum of the 3 largest eigenvalues of A
+        let eig = spd_linalg::eigvalsh(a.mat(0)).unwrap();
+        let optimum = -(eig[5] + eig[6] + eig[7]);
+        assert!(
+            last < first && (last - optimum).abs() < 1e-3 * optimum.abs(),
+            "adam {use_adam}: {first} → {last}, optimum {optimum}"
+        );
+    }
+}
+
+/// `f(X) = ⟨C, X⟩ + ⟨D, X⁻¹⟩`-like objective through the BN-style SPD bias: here
+/// `‖log X − log T‖²` pulled towards a target `T`; the bias stays SPD and reaches it.
+#[test]
+fn spd_bias_stays_spd_and_converges() {
+    for use_adam in [false, true] {
+        let mut rng = seeded_rng(2);
+        let target = random_spd(4, &mut rng);
+        let target_log =
+            Tensor::from_matrices(1, &[spd_linalg::logm(target.as_ref()).unwrap().as_ref()])
+                .unwrap();
+        let mut store = ParamStore::new();
+        let b = store
+            .add("b", Manifold::Spd, Tensor::identities(1, 1, 4))
+            .unwrap();
+        let mut sgd = Sgd::new(0.1);
+        let mut adam = Adam::new(0.05);
+        for _ in 0..1000 {
+            let mut g = Graph::new();
+            let x = g.param(&store, b).unwrap();
+            let l = crate::ops::eig::log_eig(&mut g, x).unwrap();
+            let t = g.constant(target_log.clone());
+            let d = lincomb(&mut g, l, 1.0, t, -1.0).unwrap();
+            let dv = g.value(d).clone();
+            let loss = dot_const(&mut g, d, &dv).unwrap();
+            let grads = g.backward(loss).unwrap();
+            if use_adam {
+                adam.step(&mut store, &grads).unwrap()
+            } else {
+                sgd.step(&mut store, &grads).unwrap()
+            }
+            spd_linalg::check_spd(store.get(b).unwrap().value.mat(0)).unwrap();
+        }
+        let reached =
+            spd_linalg::distance(store.get(b).unwrap().value.mat(0), target.as_ref()).unwrap();
+        assert!(reached < 1e-3, "adam {use_adam}: distance {reached}");
+    }
+}
+
+/// Adam on the convex `½‖x − a‖²` (Euclidean) reaches the minimiser; weight decay shifts it to
+/// `a/(1+λ)`.
+#[test]
+fn adam_minimises_a_convex_quadratic() {
+    for wd in [0.0, 0.5] {
+        let a = Tensor::from_vec([1, 1, 1, 4], vec![1.0, -2.0, 0.5, 3.0]).unwrap();
+        let mut store = ParamStore::new();
+        let x = store
+            .add("x", Manifold::Euclidean, Tensor::zeros([1, 1, 1, 4]))
+            .unwrap();
+        let mut adam = Adam::new(0.05).with_betas(0.5, 0.999).with_weight_decay(wd);
+        for _ in 0..2000 {
+            let mut g = Graph::new();
+            let xv = g.param(&store, x).unwrap();
+            let av = g.constant(a.clone());
+            let d = lincomb(&mut g, xv, 1.0, av, -1.0).unwrap();
+            let dv = g.value(d).clone();
+            // ⟨d₀, d⟩ with d₀ = d(x) frozen has the gradient of ½‖d‖² at x.
+            let loss = dot_const(&mut g, d, &dv).unwrap();
+            adam.step(&mut store, &g.backward(loss).unwrap()).unwrap();
+        }
+        let got = &store.get(x).unwrap().value;
+        for (v, t) in got.data().iter().zip(a.data()) {
+            assert!(
+                (v - t / (1.0 + wd)).abs() < 1e-3,
+                "wd {wd}: {v} vs {}",
+                t / (1.0 + wd)
+            );
+        }
+    }
+}
+
+#[test]
+fn clipping_bounds_the_global_norm() {
+    let (store, w, a) = stiefel_store(3);
+    let (_, mut grads) = brockett(&store, w, &a);
+    let before = clip_grad_norm(&mut grads, 1e-3);
+    assert!(before > 1e-3);
+    let after: f64 = grads
+        .params()
+        .values()
+        .map(Tensor::norm_sq)
+        .sum::<f64>()
+        .sqrt();
+    assert!((after - 1e-3).abs() < 1e-15);
+}
+
+#[test]
+fn frozen_parameters_do_not_move() {
+    let (mut store, w, a) = stiefel_store(4);
+    store.get_mut(w).unwrap().trainable = false;
+    let before = store.get(w).unwrap().value.clone();
+    let (_, grads) = brockett(&store, w, &a);
+    assert!(grads.param(w).is_none());
+    Sgd::new(0.1).step(&mut store, &grads).unwrap();
+    assert_eq!(store.get(w).unwrap().value, before);
+}
