@@ -32,6 +32,25 @@ pub fn clip_grad_norm(grads: &mut Gradients, max_norm: f64) -> f64 {
     total
 }
 
+/// [`clip_grad_norm`] restricted to the parameters `ids` (others untouched and not counted).
+pub fn clip_grad_norm_of(grads: &mut Gradients, ids: &[crate::ParamId], max_norm: f64) -> f64 {
+    let total = ids
+        .iter()
+        .filter_map(|id| grads.param(*id))
+        .map(Tensor::norm_sq)
+        .sum::<f64>()
+        .sqrt();
+    if total > max_norm && total > 0.0 {
+        let s = max_norm / total;
+        for id in ids {
+            if let Some(g) = grads.params_mut().get_mut(id) {
+                *g = g.scaled(s);
+            }
+        }
+    }
+    total
+}
+
 /// `egrad + λ·x`: coupled L2 weight decay.
 fn decayed(p: &Param, g: &Tensor, weight_decay: f64) -> Tensor {
     let mut g = g.clone();

@@ -149,6 +149,30 @@ fn clipping_bounds_the_global_norm() {
 }
 
 #[test]
+fn clipping_a_subset_leaves_the_rest() {
+    let (mut store, w, a) = stiefel_store(5);
+    let other = store
+        .add("v", Manifold::Stiefel, store.get(w).unwrap().value.clone())
+        .unwrap();
+    let mut g = Graph::new();
+    let (wv, vv, av) = (
+        g.param(&store, w).unwrap(),
+        g.param(&store, other).unwrap(),
+        g.constant(a.clone()),
+    );
+    let y1 = bimap(&mut g, av, wv).unwrap();
+    let y2 = bimap(&mut g, av, vv).unwrap();
+    let y = lincomb(&mut g, y1, 1.0, y2, 1.0).unwrap();
+    let loss = dot_const(&mut g, y, &Tensor::identities(1, 1, 3)).unwrap();
+    let mut grads = g.backward(loss).unwrap();
+    let untouched = grads.param(other).unwrap().clone();
+    let before = clip_grad_norm_of(&mut grads, &[w], 1e-3);
+    assert!(before > 1e-3);
+    assert!((grads.param(w).unwrap().norm_sq().sqrt() - 1e-3).abs() < 1e-15);
+    assert_eq!(grads.param(other).unwrap(), &untouched);
+}
+
+#[test]
 fn frozen_parameters_do_not_move() {
     let (mut store, w, a) = stiefel_store(4);
     store.get_mut(w).unwrap().trainable = false;
