@@ -3,7 +3,7 @@
 //! - [`Dataset`]: SPD matrices + labels + class names + provenance, validated when built
 //!   (finite, symmetric or explicitly symmetrised, positive definite or explicitly regularised).
 //! - Readers: [`npy`], [`npz`], [`mat`] (level 5), [`ts`] (UEA/UCR), [`folder`] (the paper's
-//!   per-sample layout), all behind [`load`]; every error names the file, the sample or line,
+//!   per-sample layout), all behind [`load()`]; every error names the file, the sample or line,
 //!   and the problem ([`DataError`]), and no input makes a reader panic.
 //! - Front ends ([`covariance`]): sample / Ledoit–Wolf / OAS covariance of series, and the
 //!   window covariance of complex signals.
