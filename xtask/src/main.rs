@@ -1,4 +1,4 @@
-//! `cargo xtask`: benchmarks (`bench [linalg|autograd]`) for spdnas. Run through the alias in
+//! `cargo xtask`: benchmarks (`bench [linalg|autograd|search]`) for spdnas. Run through the alias in
 //! `.cargo/config.toml`, which builds this tool in release.
 
 mod bench;
@@ -6,7 +6,7 @@ mod report;
 
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: cargo xtask bench [all|linalg|autograd]";
+const USAGE: &str = "usage: cargo xtask bench [all|linalg|autograd|search]";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -19,6 +19,7 @@ fn main() -> ExitCode {
         ["bench"] | ["bench", "all"] => bench::run_all(),
         ["bench", "linalg"] => bench::linalg::run(),
         ["bench", "autograd"] => bench::autograd::run(),
+        ["bench", "search"] => bench::search::run(),
         _ => Err(USAGE.to_string()),
     };
     match result {

@@ -41,6 +41,7 @@ struct Node {
 #[derive(Default)]
 pub struct Graph {
     nodes: Vec<Node>,
+    frozen: Vec<std::ops::Range<usize>>,
 }
 
 impl Graph {
@@ -70,12 +71,23 @@ impl Graph {
     }
 
     /// The current value of parameter `id`; its gradient is reported under `id` (and summed
-    /// over every use of the parameter on this tape). Frozen parameters are constants.
+    /// over every use of the parameter on this tape). Parameters that are not trainable, or
+    /// whose store was [frozen](Graph::freeze) on this tape, are constants.
     pub fn param(&mut self, store: &ParamStore, id: ParamId) -> Result<Var> {
         let p = store
             .get(id)
             .ok_or_else(|| AutogradError::UnknownParameter(format!("{id:?}")))?;
-        Ok(self.push_leaf(p.value.clone(), p.trainable, Some(id)))
+        let frozen = self.frozen.iter().any(|r| r.contains(&id.0));
+        Ok(self.push_leaf(p.value.clone(), p.trainable && !frozen, Some(id)))
+    }
+
+    /// Treats every parameter of `store` as a constant on this tape (e.g. the architecture
+    /// weights during a network step), so no gradient is computed for them.
+    pub fn freeze(&mut self, store: &ParamStore) {
+        let ids = store.ids();
+        if let (Some(first), Some(last)) = (ids.first(), ids.last()) {
+            self.frozen.push(first.0..last.0 + 1);
+        }
     }
 
     fn push_leaf(&mut self, value: Tensor, requires_grad: bool, param: Option<ParamId>) -> Var {

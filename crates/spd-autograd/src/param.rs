@@ -26,17 +26,40 @@ pub struct Param {
     pub trainable: bool,
 }
 
-/// All parameters of a model plus its named buffers; serialisable for checkpoints.
+/// All parameters of a model plus its named buffers; serialisable for checkpoints. Ids start
+/// at the store's base, so stores with different bases (network weights, architecture weights)
+/// can share one tape and one [`Gradients`](crate::Gradients) without their ids colliding.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ParamStore {
+    base: usize,
     params: Vec<Param>,
     buffers: BTreeMap<String, Tensor>,
 }
 
 impl ParamStore {
-    /// An empty store.
+    /// An empty store with ids from 0.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty store whose ids start at `base`.
+    pub fn with_base(base: usize) -> Self {
+        Self {
+            base,
+            ..Self::default()
+        }
+    }
+
+    /// Whether `id` belongs to this store.
+    pub fn contains(&self, id: ParamId) -> bool {
+        id.0 >= self.base && id.0 - self.base < self.params.len()
+    }
+
+    /// The ids of all parameters, in creation order.
+    pub fn ids(&self) -> Vec<ParamId> {
+        (0..self.params.len())
+            .map(|i| ParamId(self.base + i))
+            .collect()
     }
 
     /// Adds a trainable parameter after checking the value lies on its manifold.
@@ -61,27 +84,33 @@ impl ParamStore {
             value,
             trainable: true,
         });
-        Ok(ParamId(self.params.len() - 1))
+        Ok(ParamId(self.base + self.params.len() - 1))
     }
 
     /// The parameter `id`.
     pub fn get(&self, id: ParamId) -> Option<&Param> {
-        self.params.get(id.0)
+        self.params.get(id.0.checked_sub(self.base)?)
     }
 
     /// The parameter `id`, mutable.
     pub fn get_mut(&mut self, id: ParamId) -> Option<&mut Param> {
-        self.params.get_mut(id.0)
+        self.params.get_mut(id.0.checked_sub(self.base)?)
     }
 
     /// The id of the parameter called `name`.
     pub fn id_of(&self, name: &str) -> Option<ParamId> {
-        self.params.iter().position(|p| p.name == name).map(ParamId)
+        self.params
+            .iter()
+            .position(|p| p.name == name)
+            .map(|i| ParamId(self.base + i))
     }
 
     /// All parameters with their ids, in creation order.
     pub fn iter(&self) -> impl Iterator<Item = (ParamId, &Param)> {
-        self.params.iter().enumerate().map(|(i, p)| (ParamId(i), p))
+        self.params
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (ParamId(self.base + i), p))
     }
 
     /// Number of parameters.

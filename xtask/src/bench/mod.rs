@@ -2,6 +2,7 @@
 
 pub mod autograd;
 pub mod linalg;
+pub mod search;
 
 use std::time::Instant;
 
@@ -25,5 +26,6 @@ pub fn median_seconds(mut f: impl FnMut()) -> f64 {
 /// Every benchmark that exists so far.
 pub fn run_all() -> Result<(), String> {
     linalg::run()?;
-    autograd::run()
+    autograd::run()?;
+    search::run()
 }

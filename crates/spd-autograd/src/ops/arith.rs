@@ -280,6 +280,37 @@ impl Backward for Channels {
     }
 }
 
+struct SelectEntries {
+    idx: Vec<usize>,
+}
+
+/// Entries `idx` of a row vector `[1, 1, 1, K]`, as `[1, 1, 1, idx.len()]`.
+pub fn select_entries(g: &mut Graph, x: Var, idx: &[usize]) -> Result<Var> {
+    let xv = g.value(x);
+    let [a, b, r, k] = xv.shape();
+    if (a, b, r) != (1, 1, 1) || idx.iter().any(|&i| i >= k) {
+        return Err(shape_err(
+            "select entries",
+            format!("{idx:?} of {:?}", xv.shape()),
+        ));
+    }
+    let out = Tensor::from_vec(
+        [1, 1, 1, idx.len()],
+        idx.iter().map(|&i| xv.data()[i]).collect(),
+    )?;
+    Ok(g.push(out, vec![x], Box::new(SelectEntries { idx: idx.to_vec() })))
+}
+
+impl Backward for SelectEntries {
+    fn backward(&self, ctx: &BackwardContext<'_>, grad: &Tensor) -> Result<Vec<Option<Tensor>>> {
+        let mut d = Tensor::zeros(ctx.inputs[0].shape());
+        for (&i, gv) in self.idx.iter().zip(grad.data()) {
+            d.data_mut()[i] += gv;
+        }
+        Ok(vec![Some(d)])
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -310,6 +341,8 @@ mod tests {
             let source: Vec<usize> = (0..c + 2).map(|i| (i * 7 + seed as usize) % c).collect();
             check(&inputs, |g, v| gather_channels(g, v[0], &source), seed)?;
             check(&inputs, |g, v| { let s = select_channel(g, v[0], c - 1)?; repeat_channels(g, s, 3) }, seed)?;
+            let row = [InputKind::General.sample([1, 1, 1, c + 2], seed ^ 3)];
+            check(&row, |g, v| select_entries(g, v[0], &[c + 1, 0, c + 1]), seed)?;
         }
     }
 

@@ -17,6 +17,9 @@ pub enum Normalization {
     Softmax,
     /// `p_i = 1/(1 + e^{−z_i})`, not normalised.
     Sigmoid,
+    /// `σ(z_i) / Σ_j σ(z_j)`: sigmoid weights renormalised onto the simplex, which a Fréchet
+    /// mean needs (the paper's sigmoid ablation does not say how it did this; spec §15.2).
+    SigmoidSimplex,
 }
 
 /// Calls `f(row_values)` for each row, with values gathered from the column-major matrices.
@@ -79,11 +82,16 @@ impl Normalization {
             Normalization::Sparsemax => sparsemax_row(z),
             Normalization::Softmax => softmax_row(z),
             Normalization::Sigmoid => sigmoid_row(z),
+            Normalization::SigmoidSimplex => {
+                let s = sigmoid_row(z);
+                let total: f64 = s.iter().sum();
+                s.iter().map(|v| v / total).collect()
+            }
         }
     }
 
-    /// `Jᵀ g` for the row whose output is `p`.
-    fn vjp_row(self, p: &[f64], g: &[f64]) -> Vec<f64> {
+    /// `Jᵀ g` for the row with logits `z` and output `p`.
+    fn vjp_row(self, z: &[f64], p: &[f64], g: &[f64]) -> Vec<f64> {
         match self {
             Normalization::Sparsemax => {
                 let support: Vec<bool> = p.iter().map(|&v| v > 0.0).collect();
@@ -109,6 +117,16 @@ impl Normalization {
                 .zip(g)
                 .map(|(pi, gi)| pi * (1.0 - pi) * gi)
                 .collect(),
+            Normalization::SigmoidSimplex => {
+                // p = σ/S, S = Σσ: ∂L/∂z_j = σ_j(1 − σ_j)/S · (g_j − ⟨p, g⟩)
+                let sig = sigmoid_row(z);
+                let total: f64 = sig.iter().sum();
+                let pg: f64 = p.iter().zip(g).map(|(a, b)| a * b).sum();
+                sig.iter()
+                    .zip(g)
+                    .map(|(si, gi)| si * (1.0 - si) / total * (gi - pg))
+                    .collect()
+            }
         }
     }
 }
@@ -141,10 +159,11 @@ pub fn sigmoid(g: &mut Graph, x: Var) -> Result<Var> {
 
 impl Backward for RowNorm {
     fn backward(&self, ctx: &BackwardContext<'_>, grad: &Tensor) -> Result<Vec<Option<Tensor>>> {
-        let mut ps = Vec::new();
+        let (mut zs, mut ps) = (Vec::new(), Vec::new());
+        for_each_row(ctx.inputs[0], |_, r| zs.push(r));
         for_each_row(ctx.output, |_, r| ps.push(r));
         let mut rows = Vec::with_capacity(ps.len());
-        for_each_row(grad, |i, gr| rows.push(self.0.vjp_row(&ps[i], &gr)));
+        for_each_row(grad, |i, gr| rows.push(self.0.vjp_row(&zs[i], &ps[i], &gr)));
         Ok(vec![Some(scatter_rows(grad.shape(), &rows))])
     }
 }
@@ -188,6 +207,7 @@ mod tests {
             }
             check(&x, |g, v| softmax(g, v[0]), seed)?;
             check(&x, |g, v| sigmoid(g, v[0]), seed)?;
+            check(&x, |g, v| normalize_rows(g, v[0], Normalization::SigmoidSimplex), seed)?;
         }
     }
 

@@ -1,0 +1,205 @@
+//! Genotypes: the discrete architecture derived from α (spec §9), JSON, Graphviz, and the
+//! published ones.
+
+use serde::{Deserialize, Serialize};
+
+use crate::arch::ArchParams;
+use crate::error::{NasError, Result};
+use crate::network::NetworkConfig;
+use crate::space::{Naming, SearchSpace, SpaceVersion};
+
+/// Two `(op name, source)` entries per node (source 0 = s0, 1 = s1, 2 + j = node j) for each
+/// cell type; every node is concatenated into the output.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Genotype {
+    /// Normal cell.
+    pub normal: Vec<(String, usize)>,
+    /// Reduction cell.
+    pub reduce: Vec<(String, usize)>,
+    /// The space the names refer to.
+    pub space: SpaceVersion,
+    /// How the names `BiMap_1/2_reduced` are read (D1).
+    pub naming: Naming,
+}
+
+impl Genotype {
+    /// The entries of one cell type.
+    pub fn cell(&self, reduction: bool) -> &[(String, usize)] {
+        if reduction {
+            &self.reduce
+        } else {
+            &self.normal
+        }
+    }
+
+    /// Number of intermediate nodes.
+    pub fn steps(&self) -> usize {
+        self.normal.len() / 2
+    }
+
+    /// Derivation (spec §9): for each node, the two incoming edges whose best non-`none`
+    /// weight is largest (ties keep the earlier edge), each with its best non-`none` op (first
+    /// maximum). Names come from the list the edge uses, so a size-preserving edge of a
+    /// reduction cell gets a normal op's name (no D16 ambiguity).
+    pub fn derive(arch: &ArchParams, config: &NetworkConfig) -> Genotype {
+        let space = config.search_space();
+        let pick = |reduction: bool| {
+            let w = arch.weights(reduction);
+            let mut entries = Vec::new();
+            let mut row = 0;
+            for node in 0..config.steps {
+                let mut scored: Vec<(usize, usize, f64)> = (0..2 + node)
+                    .map(|source| {
+                        let r = &w[row + source];
+                        let (best, score) = r
+                            .iter()
+                            .enumerate()
+                            .skip(1)
+                            .fold((1, f64::NEG_INFINITY), |(bi, bv), (i, &v)| {
+                                if v > bv { (i, v) } else { (bi, bv) }
+                            });
+                        (source, best, score)
+                    })
+                    .collect();
+                scored.sort_by(|a, b| b.2.total_cmp(&a.2));
+                for &(source, best, _) in scored.iter().take(2) {
+                    let reduced_edge = reduction && source < 2;
+                    entries.push((space.list(reduced_edge)[best].name.to_string(), source));
+                }
+                row += 2 + node;
+            }
+            entries
+        };
+        Genotype {
+            normal: pick(false),
+            reduce: pick(true),
+            space: config.space,
+            naming: config.naming,
+        }
+    }
+
+    /// Checks the genotype fits a network configuration.
+    pub fn check(&self, config: &NetworkConfig) -> Result<()> {
+        let space = SearchSpace::new(self.space, self.naming);
+        for reduction in [false, true] {
+            let cell = self.cell(reduction);
+            if cell.len() != 2 * config.steps {
+                return Err(NasError::Genotype(format!(
+                    "{} entries for {} nodes",
+                    cell.len(),
+                    config.steps
+                )));
+            }
+            for (i, (name, source)) in cell.iter().enumerate() {
+                let node = i / 2;
+                if *source >= 2 + node {
+                    return Err(NasError::Genotype(format!(
+                        "node {node} cannot take input {source}"
+                    )));
+                }
+                space.column(name, reduction && *source < 2)?;
+                if name.starts_with("none") {
+                    return Err(NasError::Genotype("a derived cell cannot use none".into()));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// JSON text.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("a genotype serialises")
+    }
+
+    /// From JSON text.
+    pub fn from_json(text: &str) -> Result<Self> {
+        serde_json::from_str(text).map_err(|e| NasError::Genotype(format!("JSON: {e}")))
+    }
+
+    /// Graphviz DOT of both cells (`dot -Tsvg` renders it).
+    pub fn to_dot(&self) -> String {
+        let mut s =
+            String::from("digraph genotype {\n  rankdir=LR;\n  node [shape=box, style=rounded];\n");
+        for (tag, reduction) in [("normal", false), ("reduce", true)] {
+            s.push_str(&format!(
+                "  subgraph cluster_{tag} {{\n    label=\"{tag} cell\";\n"
+            ));
+            let node = |i: usize| match i {
+                0 => format!("{tag}_c_k_2"),
+                1 => format!("{tag}_c_k_1"),
+                j => format!("{tag}_n{}", j - 2),
+            };
+            s.push_str(&format!(
+                "    {} [label=\"c_{{k-2}}\"];\n    {} [label=\"c_{{k-1}}\"];\n",
+                node(0),
+                node(1)
+            ));
+            for j in 0..self.steps() {
+                s.push_str(&format!(
+                    "    {} [label=\"{j}\", shape=circle];\n",
+                    node(2 + j)
+                ));
+            }
+            s.push_str(&format!("    {tag}_out [label=\"c_{{k}}\"];\n"));
+            for (i, (name, source)) in self.cell(reduction).iter().enumerate() {
+                s.push_str(&format!(
+                    "    {} -> {} [label=\"{name}\"];\n",
+                    node(*source),
+                    node(2 + i / 2)
+                ));
+            }
+            for j in 0..self.steps() {
+                s.push_str(&format!("    {} -> {tag}_out;\n", node(2 + j)));
+            }
+            s.push_str("  }\n");
+        }
+        s.push_str("}\n");
+        s
+    }
+
+    /// A published genotype by name: `radar_sparsemax`, `hdm05_sparsemax` (spec §9, the
+    /// official `genotypes.py`; official-code naming of the reduced BiMaps).
+    pub fn published(name: &str) -> Option<Genotype> {
+        let e = |v: &[(&str, usize)]| v.iter().map(|(n, s)| (n.to_string(), *s)).collect();
+        let (normal, reduce) = match name {
+            "radar_sparsemax" => (
+                e(&[
+                    ("Skip_normal", 0),
+                    ("Skip_normal", 1),
+                    ("BiMap_0_normal", 0),
+                    ("BiMap_1_normal", 2),
+                ]),
+                e(&[
+                    ("BiMap_2_reduced", 1),
+                    ("BiMap_2_reduced", 0),
+                    ("BiMap_1_reduced", 1),
+                    ("BiMap_2_reduced", 0),
+                ]),
+            ),
+            "hdm05_sparsemax" => (
+                e(&[
+                    ("Skip_normal", 0),
+                    ("Skip_normal", 1),
+                    ("BiMap_2_normal", 0),
+                    ("BiMap_2_normal", 2),
+                ]),
+                e(&[
+                    ("BiMap_1_reduced", 0),
+                    ("BiMap_1_reduced", 1),
+                    ("BiMap_2_reduced", 0),
+                    ("BiMap_1_reduced", 1),
+                ]),
+            ),
+            _ => return None,
+        };
+        Some(Genotype {
+            normal,
+            reduce,
+            space: SpaceVersion::V0,
+            naming: Naming::OfficialCode,
+        })
+    }
+
+    /// Names accepted by [`Genotype::published`].
+    pub const PUBLISHED: [&'static str; 2] = ["radar_sparsemax", "hdm05_sparsemax"];
+}

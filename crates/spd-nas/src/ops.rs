@@ -1,0 +1,321 @@
+//! The candidate operations of a cell edge (spec §5), each mapping `[B, C, n_in, n_in]` to
+//! `[B, C, n_out, n_out]`. Every op that pools (its name contains "Pool") ends with a batch
+//! norm, as in the official wrapper.
+
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use spd_autograd::layers::{BatchNormSpd, BiMapLayer, ForwardCtx};
+use spd_autograd::ops::arith::gather_channels;
+use spd_autograd::ops::concat::block_diag;
+use spd_autograd::ops::eig::reeig_default;
+use spd_autograd::ops::frechet::{frechet_mean, weighted_frechet_mean};
+use spd_autograd::ops::pool::{PoolMode, log_pool, pooled_size};
+use spd_autograd::ops::simplex::{Normalization, normalize_rows};
+use spd_autograd::{Graph, Manifold, ParamId, ParamStore, Tensor, Var};
+
+use crate::error::{NasError, Result};
+use crate::space::OpKind;
+
+/// Kernel and stride of a log-domain pooling from `n_in` to `n_out`: the largest stride
+/// `≤ ⌊(n_in − 1)/(n_out − 1)⌋` with a kernel `≥ stride` that lands exactly on `n_out`, and the
+/// smallest such kernel (20→10: 2/2, 93→30: 4/3, 100→50: 2/2, the paper's hard-coded values;
+/// spec D8).
+pub fn pool_geometry(n_in: usize, n_out: usize) -> Result<(usize, usize)> {
+    if n_out == 0 || n_out > n_in {
+        return Err(NasError::Config(format!("cannot pool {n_in} to {n_out}")));
+    }
+    if n_out == 1 {
+        return Ok((n_in, 1));
+    }
+    let largest = ((n_in - 1) / (n_out - 1)).max(1);
+    (1..=largest)
+        .rev()
+        .find_map(|stride| {
+            (stride..=n_in)
+                .find(|&k| pooled_size(n_in, k, stride) == Some(n_out))
+                .map(|k| (k, stride))
+        })
+        .ok_or_else(|| NasError::Config(format!("no pooling window maps {n_in} to {n_out}")))
+}
+
+/// Settings shared by all ops of a network.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct OpSettings {
+    /// Karcher steps of every Fréchet mean (1 in the paper).
+    pub karcher_steps: usize,
+    /// Row normalisation of WeightedPooling's channel weights (sparsemax in the paper's search).
+    pub pooling_normalization: Normalization,
+}
+
+/// An instantiated candidate operation.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Op {
+    /// Identity matrices of size `n_out` (no input dependence).
+    Zero {
+        /// Output size.
+        n_out: usize,
+    },
+    /// Identity map (size-preserving edges only).
+    Skip,
+    /// `[ReEig →] BiMap → BN [→ ReEig]`.
+    BiMapBlock {
+        /// ReEig before the BiMap.
+        pre_reeig: bool,
+        /// The BiMap.
+        bimap: BiMapLayer,
+        /// The batch norm.
+        bn: BatchNormSpd,
+        /// ReEig after the batch norm.
+        post_reeig: bool,
+    },
+    /// Output channel `i` is the weighted Fréchet mean of all input channels with weights
+    /// `normalise(Ω)[i, :]`, then BN.
+    WeightedPooling {
+        /// `Ω ∈ R^{C×C}` as `[1, C, 1, C]`.
+        omega: ParamId,
+        /// The batch norm.
+        bn: BatchNormSpd,
+    },
+    /// LogEig → 2-D pool → ExpEig → BN.
+    LogPool {
+        /// Window.
+        kernel: usize,
+        /// Stride.
+        stride: usize,
+        /// Average or max.
+        mode: PoolMode,
+        /// The batch norm.
+        bn: BatchNormSpd,
+    },
+    /// `blockdiag(BiMap_a(X), BiMap_b(X))` with two trained BiMaps to `⌈n_out/2⌉` and
+    /// `⌊n_out/2⌋`.
+    SkipReduced {
+        /// First block.
+        first: BiMapLayer,
+        /// Second block.
+        second: BiMapLayer,
+    },
+    /// v1 channel-pair means: pairs `(c, c + offset mod C)`, weighted by `softmax(ω)` when a
+    /// weight is learnt, else unweighted; then BN, then ReEig if `reeig`.
+    ChannelPairs {
+        /// Partner channel offset (1, or 2 for the dilated variant).
+        offset: usize,
+        /// Learnt 2-vector `ω` (`[1, 1, 1, 2]`), if any.
+        weights: Option<ParamId>,
+        /// The batch norm.
+        bn: BatchNormSpd,
+        /// ReEig at the end.
+        reeig: bool,
+    },
+    /// v1 Skip: `blockdiag(X_c, X_{c+1})` (size `2n`) mapped back to `n` by a trained BiMap.
+    SkipPairs {
+        /// The BiMap `2n → n`.
+        bimap: BiMapLayer,
+    },
+}
+
+impl Op {
+    /// Registers the parameters of `kind` for `channels` channels mapping `n_in` to `n_out`.
+    pub fn build<R: Rng + ?Sized>(
+        kind: OpKind,
+        store: &mut ParamStore,
+        name: &str,
+        channels: usize,
+        (n_in, n_out): (usize, usize),
+        rng: &mut R,
+    ) -> Result<Op> {
+        let c = (channels, channels);
+        let bn = |store: &mut ParamStore| BatchNormSpd::new(store, &format!("{name}.bn"), n_out);
+        let needs_same = |what: &str| {
+            if n_in != n_out {
+                Err(NasError::Config(format!(
+                    "{what} cannot change the size ({n_in} → {n_out})"
+                )))
+            } else {
+                Ok(())
+            }
+        };
+        Ok(match kind {
+            OpKind::Zero => Op::Zero { n_out },
+            OpKind::Skip => {
+                needs_same("Skip")?;
+                Op::Skip
+            }
+            OpKind::BiMapBn | OpKind::BiMapBnReEig | OpKind::ReEigBiMapBn => Op::BiMapBlock {
+                pre_reeig: kind == OpKind::ReEigBiMapBn,
+                bimap: BiMapLayer::new(store, &format!("{name}.bimap"), c, (n_in, n_out), rng)?,
+                bn: bn(store)?,
+                post_reeig: kind == OpKind::BiMapBnReEig,
+            },
+            OpKind::WeightedPooling => {
+                needs_same("WeightedPooling")?;
+                let mut omega = Tensor::zeros([1, channels, 1, channels]);
+                omega
+                    .data_mut()
+                    .iter_mut()
+                    .for_each(|v| *v = rng.random::<f64>());
+                Op::WeightedPooling {
+                    omega: store.add(format!("{name}.omega"), Manifold::Euclidean, omega)?,
+                    bn: bn(store)?,
+                }
+            }
+            OpKind::AvgPool | OpKind::MaxPool => {
+                let (kernel, stride) = pool_geometry(n_in, n_out)?;
+                let mode = if kind == OpKind::AvgPool {
+                    PoolMode::Average
+                } else {
+                    PoolMode::Max
+                };
+                Op::LogPool {
+                    kernel,
+                    stride,
+                    mode,
+                    bn: bn(store)?,
+                }
+            }
+            OpKind::SkipReduced => Op::SkipReduced {
+                first: BiMapLayer::new(
+                    store,
+                    &format!("{name}.a"),
+                    c,
+                    (n_in, n_out.div_ceil(2)),
+                    rng,
+                )?,
+                second: BiMapLayer::new(store, &format!("{name}.b"), c, (n_in, n_out / 2), rng)?,
+            },
+            OpKind::ChannelPool | OpKind::DiMap1 | OpKind::DiMap2 => {
+                needs_same("a channel-pair op")?;
+                let weights = match kind {
+                    OpKind::ChannelPool => None,
+                    _ => Some(store.add(
+                        format!("{name}.omega"),
+                        Manifold::Euclidean,
+                        Tensor::zeros([1, 1, 1, 2]),
+                    )?),
+                };
+                Op::ChannelPairs {
+                    offset: if kind == OpKind::DiMap2 { 2 } else { 1 },
+                    weights,
+                    bn: bn(store)?,
+                    reeig: kind != OpKind::ChannelPool,
+                }
+            }
+            OpKind::SkipPairs => {
+                needs_same("Skip_1_normal")?;
+                Op::SkipPairs {
+                    bimap: BiMapLayer::new(
+                        store,
+                        &format!("{name}.bimap"),
+                        c,
+                        (2 * n_in, n_out),
+                        rng,
+                    )?,
+                }
+            }
+        })
+    }
+
+    /// Applies the op.
+    pub fn forward(
+        &self,
+        g: &mut Graph,
+        store: &ParamStore,
+        ctx: &mut ForwardCtx,
+        x: Var,
+        settings: &OpSettings,
+    ) -> Result<Var> {
+        let steps = settings.karcher_steps;
+        Ok(match self {
+            Op::Zero { n_out } => {
+                let [b, c, _, _] = g.value(x).shape();
+                g.constant(Tensor::identities(b, c, *n_out))
+            }
+            Op::Skip => x,
+            Op::BiMapBlock {
+                pre_reeig,
+                bimap,
+                bn,
+                post_reeig,
+            } => {
+                let h = if *pre_reeig { reeig_default(g, x)? } else { x };
+                let h = bimap.forward(g, store, h)?;
+                let h = bn.forward(g, store, ctx, h)?;
+                if *post_reeig { reeig_default(g, h)? } else { h }
+            }
+            Op::WeightedPooling { omega, bn } => {
+                let c = g.value(x).channels();
+                let w = g.param(store, *omega)?;
+                let w = normalize_rows(g, w, settings.pooling_normalization)?;
+                let inputs = (0..c)
+                    .map(|k| gather_channels(g, x, &vec![k; c]))
+                    .collect::<spd_autograd::Result<Vec<_>>>()?;
+                let m = weighted_frechet_mean(g, &inputs, w, steps)?;
+                bn.forward(g, store, ctx, m)?
+            }
+            Op::LogPool {
+                kernel,
+                stride,
+                mode,
+                bn,
+            } => {
+                let p = log_pool(g, x, *kernel, *stride, *mode)?;
+                bn.forward(g, store, ctx, p)?
+            }
+            Op::SkipReduced { first, second } => {
+                let a = first.forward(g, store, x)?;
+                let b = second.forward(g, store, x)?;
+                block_diag(g, &[a, b])?
+            }
+            Op::ChannelPairs {
+                offset,
+                weights,
+                bn,
+                reeig,
+            } => {
+                let c = g.value(x).channels();
+                let partner =
+                    gather_channels(g, x, &(0..c).map(|k| (k + offset) % c).collect::<Vec<_>>())?;
+                let m = match weights {
+                    None => frechet_mean(g, &[x, partner], steps)?,
+                    Some(id) => {
+                        let w = g.param(store, *id)?;
+                        let w = normalize_rows(g, w, Normalization::Softmax)?;
+                        weighted_frechet_mean(g, &[x, partner], w, steps)?
+                    }
+                };
+                let h = bn.forward(g, store, ctx, m)?;
+                if *reeig { reeig_default(g, h)? } else { h }
+            }
+            Op::SkipPairs { bimap } => {
+                let c = g.value(x).channels();
+                let partner =
+                    gather_channels(g, x, &(0..c).map(|k| (k + 1) % c).collect::<Vec<_>>())?;
+                let d = block_diag(g, &[x, partner])?;
+                bimap.forward(g, store, d)?
+            }
+        })
+    }
+
+    /// Whether the op is the `none` candidate.
+    pub fn is_zero(&self) -> bool {
+        matches!(self, Op::Zero { .. })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pool_geometry_reproduces_the_paper() {
+        assert_eq!(pool_geometry(20, 10).unwrap(), (2, 2));
+        assert_eq!(pool_geometry(93, 30).unwrap(), (4, 3));
+        assert_eq!(pool_geometry(100, 50).unwrap(), (2, 2));
+        for n_in in 2..60 {
+            for n_out in 1..=n_in {
+                let (k, s) = pool_geometry(n_in, n_out).unwrap();
+                assert_eq!(pooled_size(n_in, k, s), Some(n_out), "{n_in} → {n_out}");
+            }
+        }
+    }
+}

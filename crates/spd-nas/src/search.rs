@@ -1,0 +1,437 @@
+//! The bilevel search (spec §8): per training batch, an architecture step on a validation
+//! batch (Adam on α), then a network step (Riemannian SGD on the weights, clipped). The
+//! second-order architecture gradient uses a Riemannian virtual step and Riemannian
+//! finite-difference perturbations (fixing D4); α never enters the weight optimiser or the
+//! clipping (fixing D3); auxiliary forwards never move the batch-norm running means (D17).
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use spd_autograd::layers::ForwardCtx;
+use spd_autograd::ops::loss::{argmax_rows, cross_entropy};
+use spd_autograd::optim::{Adam, Sgd, clip_grad_norm_of};
+use spd_autograd::{Gradients, Graph, ParamId, ParamStore, Tensor};
+use spd_data::Dataset;
+use spd_data::split::{Split, epoch_batches};
+
+use crate::arch::ArchParams;
+use crate::error::{NasError, Result};
+use crate::genotype::Genotype;
+use crate::network::Network;
+
+/// First- or second-order (unrolled) architecture gradient.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum Order {
+    /// `∇_α L_val(w, α)`.
+    First,
+    /// `∇_α L_val(w̃, α) − η ∇²_{α,w} L_train(w, α) ∇_{w̃} L_val(w̃, α)` with
+    /// `w̃ = R_w(−η grad L_train)` (paper Eqs. 9–10).
+    #[default]
+    Second,
+}
+
+/// Search hyper-parameters (spec §8.3–8.4 defaults).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SearchConfig {
+    /// Epochs.
+    pub epochs: usize,
+    /// Batch size (30).
+    pub batch_size: usize,
+    /// Network learning rate η (0.025), also the virtual step's.
+    pub lr: f64,
+    /// Network momentum (0 in the official code).
+    pub momentum: f64,
+    /// Global gradient-norm clip of the network weights (5).
+    pub grad_clip: f64,
+    /// α learning rate (3e-4).
+    pub arch_lr: f64,
+    /// α Adam betas ((0.5, 0.999)).
+    pub arch_betas: (f64, f64),
+    /// α weight decay (1e-3).
+    pub arch_weight_decay: f64,
+    /// First or second order.
+    pub order: Order,
+    /// Seed of batch order.
+    pub seed: u64,
+}
+
+impl Default for SearchConfig {
+    fn default() -> Self {
+        Self {
+            epochs: 100,
+            batch_size: 30,
+            lr: 0.025,
+            momentum: 0.0,
+            grad_clip: 5.0,
+            arch_lr: 3e-4,
+            arch_betas: (0.5, 0.999),
+            arch_weight_decay: 1e-3,
+            order: Order::Second,
+            seed: 0,
+        }
+    }
+}
+
+/// One line of the search log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochLog {
+    /// Epoch (from 0).
+    pub epoch: usize,
+    /// Mean training loss of the network steps.
+    pub train_loss: f64,
+    /// Training accuracy of the network steps.
+    pub train_accuracy: f64,
+    /// Mean validation loss (evaluation mode, after the epoch).
+    pub val_loss: f64,
+    /// Validation accuracy.
+    pub val_accuracy: f64,
+    /// The genotype derived after the epoch.
+    pub genotype: Genotype,
+    /// Mixing weights of the normal cell after the epoch, one row per edge.
+    pub alpha_normal: Vec<Vec<f64>>,
+    /// Mixing weights of the reduction cell.
+    pub alpha_reduce: Vec<Vec<f64>>,
+    /// Seconds since the search started.
+    pub elapsed_s: f64,
+}
+
+/// A batch: inputs `[B, 1, n, n]` and labels.
+pub fn batch(data: &Dataset, indices: &[usize]) -> Result<(Tensor, Vec<usize>)> {
+    let mats: Vec<_> = indices.iter().map(|&i| data.matrix(i)).collect();
+    let x = Tensor::from_matrices(1, &mats)?;
+    Ok((x, indices.iter().map(|&i| data.labels()[i]).collect()))
+}
+
+/// Loss, accuracy, gradients (of whatever is not frozen) and the buffer updates of one forward.
+pub struct Evaluation {
+    /// Mean cross-entropy.
+    pub loss: f64,
+    /// Correct predictions.
+    pub correct: usize,
+    /// Gradients.
+    pub grads: Option<Gradients>,
+    /// Running-mean updates recorded (train mode).
+    pub ctx: ForwardCtx,
+}
+
+/// Forward (and optionally backward) of `network` on a batch; `freeze_weights` /
+/// `freeze_arch` make those parameters constants on the tape.
+#[allow(clippy::too_many_arguments)]
+pub fn evaluate(
+    network: &Network,
+    weights: &ParamStore,
+    arch: Option<&ArchParams>,
+    (x, y): (&Tensor, &[usize]),
+    training: bool,
+    backward: bool,
+    freeze_weights: bool,
+    freeze_arch: bool,
+) -> Result<Evaluation> {
+    let mut g = Graph::new();
+    if freeze_weights {
+        g.freeze(weights);
+    }
+    if let (true, Some(a)) = (freeze_arch, arch) {
+        g.freeze(&a.store);
+    }
+    let mut ctx = if training {
+        ForwardCtx::train()
+    } else {
+        ForwardCtx::eval()
+    };
+    let xv = g.constant(x.clone());
+    let logits = network.forward(&mut g, weights, arch, &mut ctx, xv)?;
+    let correct = argmax_rows(g.value(logits))
+        .iter()
+        .zip(y)
+        .filter(|(p, t)| p == t)
+        .count();
+    let loss = cross_entropy(&mut g, logits, y)?;
+    let value = g.value(loss).data()[0];
+    let grads = if backward {
+        Some(g.backward(loss)?)
+    } else {
+        None
+    };
+    Ok(Evaluation {
+        loss: value,
+        correct,
+        grads,
+        ctx,
+    })
+}
+
+fn weight_grads(grads: &Gradients, store: &ParamStore) -> BTreeMap<ParamId, Tensor> {
+    grads
+        .params()
+        .iter()
+        .filter(|(id, _)| store.contains(**id))
+        .map(|(id, t)| (*id, t.clone()))
+        .collect()
+}
+
+/// A copy of `store` moved along `direction` by the retraction: `R_w(s · direction)` per
+/// parameter.
+fn retracted(
+    store: &ParamStore,
+    direction: &BTreeMap<ParamId, Tensor>,
+    s: f64,
+) -> Result<ParamStore> {
+    let mut out = store.clone();
+    for (id, d) in direction {
+        let p = out.get_mut(*id).expect("own parameter");
+        p.value = p
+            .manifold
+            .retract(&p.value, &d.scaled(s))
+            .map_err(|e| NasError::Config(format!("retraction of {}: {e}", p.name)))?;
+    }
+    Ok(out)
+}
+
+/// Riemannian gradients of the Euclidean gradients `g` at the points of `store`.
+fn riemannian(
+    store: &ParamStore,
+    g: &BTreeMap<ParamId, Tensor>,
+) -> Result<BTreeMap<ParamId, Tensor>> {
+    g.iter()
+        .map(|(id, t)| {
+            let p = store.get(*id).expect("own parameter");
+            let r = p
+                .manifold
+                .riemannian_gradient(&p.value, t)
+                .map_err(|e| NasError::Config(format!("gradient of {}: {e}", p.name)))?;
+            Ok((*id, r))
+        })
+        .collect()
+}
+
+/// The architecture gradient `g_α` for one (train, val) pair of batches.
+pub fn arch_gradient(
+    network: &Network,
+    weights: &ParamStore,
+    arch: &ArchParams,
+    train: (&Tensor, &[usize]),
+    val: (&Tensor, &[usize]),
+    order: Order,
+    lr: f64,
+) -> Result<BTreeMap<ParamId, Tensor>> {
+    let alpha_of = |g: &Gradients| -> BTreeMap<ParamId, Tensor> {
+        g.params()
+            .iter()
+            .filter(|(id, _)| arch.store.contains(**id))
+            .map(|(id, t)| (*id, t.clone()))
+            .collect()
+    };
+    match order {
+        Order::First => {
+            let e = evaluate(network, weights, Some(arch), val, true, true, true, false)?;
+            Ok(alpha_of(e.grads.as_ref().expect("backward")))
+        }
+        Order::Second => {
+            // virtual step w̃ = R_w(−η ξ), ξ the Riemannian gradient of the training loss
+            let e = evaluate(network, weights, Some(arch), train, true, true, false, true)?;
+            let xi = riemannian(
+                weights,
+                &weight_grads(e.grads.as_ref().expect("backward"), weights),
+            )?;
+            let virtual_w = retracted(weights, &xi, -lr)?;
+            // ∇_α L_val(w̃, α) and v = ∇_w̃ L_val(w̃, α)
+            let e = evaluate(
+                network,
+                &virtual_w,
+                Some(arch),
+                val,
+                true,
+                true,
+                false,
+                false,
+            )?;
+            let grads = e.grads.expect("backward");
+            let mut g_alpha = alpha_of(&grads);
+            let v = riemannian(&virtual_w, &weight_grads(&grads, &virtual_w))?;
+            // moved to T_w by projection, then w± = R_w(±δ v), δ = 0.01/‖v‖
+            let v_at_w: BTreeMap<ParamId, Tensor> = v
+                .iter()
+                .map(|(id, t)| {
+                    let p = weights.get(*id).expect("own parameter");
+                    let moved = p
+                        .manifold
+                        .transport(&p.value, t)
+                        .map_err(|e| NasError::Config(e.to_string()))?;
+                    Ok((*id, moved))
+                })
+                .collect::<Result<_>>()?;
+            let norm = v_at_w.values().map(Tensor::norm_sq).sum::<f64>().sqrt();
+            if norm == 0.0 {
+                return Ok(g_alpha);
+            }
+            let delta = 0.01 / norm;
+            let plus = retracted(weights, &v_at_w, delta)?;
+            let minus = retracted(weights, &v_at_w, -delta)?;
+            let hp = evaluate(network, &plus, Some(arch), train, true, true, true, false)?;
+            let hm = evaluate(network, &minus, Some(arch), train, true, true, true, false)?;
+            let (hp, hm) = (
+                alpha_of(hp.grads.as_ref().expect("backward")),
+                alpha_of(hm.grads.as_ref().expect("backward")),
+            );
+            for (id, g) in g_alpha.iter_mut() {
+                let zero = Tensor::zeros(g.shape());
+                let (a, b) = (hp.get(id).unwrap_or(&zero), hm.get(id).unwrap_or(&zero));
+                g.axpy(-lr / (2.0 * delta), a);
+                g.axpy(lr / (2.0 * delta), b);
+            }
+            Ok(g_alpha)
+        }
+    }
+}
+
+/// The state of a search.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Search {
+    /// The supernet.
+    pub network: Network,
+    /// Its weights.
+    pub weights: ParamStore,
+    /// α.
+    pub arch: ArchParams,
+    /// Settings.
+    pub config: SearchConfig,
+    weight_opt: Sgd,
+    arch_opt: Adam,
+    started: Option<f64>,
+}
+
+impl Search {
+    /// A search of `network` (a supernet) from `weights` and `arch`.
+    pub fn new(
+        network: Network,
+        weights: ParamStore,
+        arch: ArchParams,
+        config: SearchConfig,
+    ) -> Self {
+        let weight_opt = Sgd::new(config.lr).with_momentum(config.momentum);
+        let arch_opt = Adam::new(config.arch_lr)
+            .with_betas(config.arch_betas.0, config.arch_betas.1)
+            .with_weight_decay(config.arch_weight_decay);
+        Self {
+            network,
+            weights,
+            arch,
+            config,
+            weight_opt,
+            arch_opt,
+            started: None,
+        }
+    }
+
+    /// One architecture step on `val` then one network step on `train`; returns the training
+    /// loss and correct count of the network step.
+    pub fn step(
+        &mut self,
+        train: (&Tensor, &[usize]),
+        val: (&Tensor, &[usize]),
+    ) -> Result<(f64, usize)> {
+        let g_alpha = arch_gradient(
+            &self.network,
+            &self.weights,
+            &self.arch,
+            train,
+            val,
+            self.config.order,
+            self.config.lr,
+        )?;
+        let mut grads = Gradients::default();
+        grads.params_mut().extend(g_alpha);
+        self.arch_opt.step(&mut self.arch.store, &grads)?;
+        let e = evaluate(
+            &self.network,
+            &self.weights,
+            Some(&self.arch),
+            train,
+            true,
+            true,
+            false,
+            true,
+        )?;
+        let mut grads = e.grads.expect("backward");
+        clip_grad_norm_of(&mut grads, &self.weights.ids(), self.config.grad_clip);
+        self.weight_opt.step(&mut self.weights, &grads)?;
+        e.ctx.commit(&mut self.weights);
+        Ok((e.loss, e.correct))
+    }
+
+    /// One epoch over `split.train`, validation batches cycling through `split.val`; then the
+    /// validation loss and accuracy in evaluation mode and the derived genotype.
+    pub fn epoch(
+        &mut self,
+        data: &Dataset,
+        split: &Split,
+        epoch: usize,
+        mut progress: impl FnMut(usize, usize),
+    ) -> Result<EpochLog> {
+        let start = Instant::now();
+        let offset = self.started.unwrap_or(0.0);
+        let bs = self.config.batch_size;
+        let train_batches = epoch_batches(&split.train, bs, self.config.seed, epoch as u64);
+        let val_batches = epoch_batches(&split.val, bs, self.config.seed ^ 0x5a5a, epoch as u64);
+        if val_batches.is_empty() || train_batches.is_empty() {
+            return Err(NasError::Config(
+                "the search needs training and validation samples".into(),
+            ));
+        }
+        let (mut loss_sum, mut correct, mut seen) = (0.0, 0, 0);
+        for (i, tb) in train_batches.iter().enumerate() {
+            let (tx, ty) = batch(data, tb)?;
+            let (vx, vy) = batch(data, &val_batches[i % val_batches.len()])?;
+            let (l, c) = self.step((&tx, &ty), (&vx, &vy))?;
+            loss_sum += l * ty.len() as f64;
+            correct += c;
+            seen += ty.len();
+            progress(i + 1, train_batches.len());
+        }
+        let (val_loss, val_accuracy) = self.validate(data, &split.val)?;
+        let elapsed = offset + start.elapsed().as_secs_f64();
+        self.started = Some(elapsed);
+        Ok(EpochLog {
+            epoch,
+            train_loss: loss_sum / seen as f64,
+            train_accuracy: correct as f64 / seen as f64,
+            val_loss,
+            val_accuracy,
+            genotype: Genotype::derive(&self.arch, &self.network.config),
+            alpha_normal: self.arch.weights(false),
+            alpha_reduce: self.arch.weights(true),
+            elapsed_s: elapsed,
+        })
+    }
+
+    /// Mean loss and accuracy on `indices` in evaluation mode.
+    pub fn validate(&self, data: &Dataset, indices: &[usize]) -> Result<(f64, f64)> {
+        let (mut loss, mut correct) = (0.0, 0);
+        for chunk in indices.chunks(self.config.batch_size.max(1)) {
+            let (x, y) = batch(data, chunk)?;
+            let e = evaluate(
+                &self.network,
+                &self.weights,
+                Some(&self.arch),
+                (&x, &y),
+                false,
+                false,
+                true,
+                true,
+            )?;
+            loss += e.loss * y.len() as f64;
+            correct += e.correct;
+        }
+        Ok((
+            loss / indices.len().max(1) as f64,
+            correct as f64 / indices.len().max(1) as f64,
+        ))
+    }
+
+    /// The genotype derived from the current α.
+    pub fn genotype(&self) -> Genotype {
+        Genotype::derive(&self.arch, &self.network.config)
+    }
+}

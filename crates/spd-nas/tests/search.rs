@@ -1,0 +1,154 @@
+//! A short search on a problem that only the BiMap family of reduction ops can solve moves α
+//! towards that family; searches and derivations are deterministic.
+
+use spd_autograd::{ParamStore, Tensor};
+use spd_data::split::{SplitFractions, stratified_split};
+use spd_data::{Dataset, Validation};
+use spd_linalg::faer::Mat;
+use spd_linalg::random::{random_symmetric, seeded_rng};
+use spd_nas::search::{Order, Search, SearchConfig};
+use spd_nas::{ArchParams, Genotype, Network, NetworkConfig};
+
+/// `X = exp(σ S + a_c u uᵀ)` with `u_i = (−1)^i/√n` (a checkerboard direction) and
+/// `a_c ∈ {−1.5, 0, 1.5}`. Log-domain 2×2 average pooling maps `u uᵀ` to exactly zero, max
+/// pooling cannot tell `a` from `−a`, and `none` keeps nothing; BiMaps can keep the direction.
+fn checkerboard(n: usize, per_class: usize, seed: u64) -> Dataset {
+    let mut rng = seeded_rng(seed);
+    let u: Vec<f64> = (0..n)
+        .map(|i| if i % 2 == 0 { 1.0 } else { -1.0 } / (n as f64).sqrt())
+        .collect();
+    let mut matrices = Vec::new();
+    let mut labels = Vec::new();
+    for i in 0..3 * per_class {
+        let c = i % 3;
+        let a = [-1.5, 0.0, 1.5][c];
+        let s = random_symmetric(n, &mut rng);
+        let l = Mat::from_fn(n, n, |r, q| {
+            0.3 / (n as f64).sqrt() * s[(r, q)] + a * u[r] * u[q]
+        });
+        let x = spd_linalg::expm(l.as_ref()).unwrap();
+        for q in 0..n {
+            for r in 0..n {
+                matrices.push(x[(r, q)]);
+            }
+        }
+        labels.push(c);
+    }
+    Dataset::new(
+        n,
+        matrices,
+        labels,
+        vec!["neg".into(), "zero".into(), "pos".into()],
+        "checkerboard",
+        &Validation::default(),
+    )
+    .unwrap()
+}
+
+fn config() -> NetworkConfig {
+    NetworkConfig {
+        input_dim: 8,
+        reduced_dims: vec![4],
+        layers: 1,
+        steps: 1,
+        ..NetworkConfig::radar()
+    }
+}
+
+fn run(epochs: usize) -> (Search, Vec<Vec<f64>>) {
+    let config = config();
+    let mut rng = seeded_rng(3);
+    let mut weights = ParamStore::new();
+    let network = Network::supernet(&config, &mut weights, &mut rng).unwrap();
+    // square BiMaps (stem, preprocessing) start at the identity so the reduction edges see the
+    // checkerboard in the input's own basis
+    let ids: Vec<_> = weights
+        .iter()
+        .filter(|(_, p)| p.name.ends_with("bimap.w") && p.value.rows() == p.value.cols())
+        .map(|(id, _)| id)
+        .collect();
+    for id in ids {
+        let p = weights.get_mut(id).unwrap();
+        let [a, b, n, _] = p.value.shape();
+        p.value = Tensor::identities(a, b, n);
+    }
+    let arch = ArchParams::new(
+        config.edges(),
+        config.search_space().width(),
+        config.arch_normalization,
+        &mut rng,
+    )
+    .unwrap();
+    let initial = arch.weights(true);
+    let search_config = SearchConfig {
+        epochs,
+        order: Order::First,
+        arch_lr: 3e-3,
+        seed: 1,
+        ..Default::default()
+    };
+    let mut search = Search::new(network, weights, arch, search_config);
+    let data = checkerboard(8, 100, 9);
+    let split = stratified_split(data.labels(), SplitFractions::default(), 0);
+    for epoch in 0..epochs {
+        let log = search.epoch(&data, &split, epoch, |_, _| {}).unwrap();
+        eprintln!(
+            "epoch {epoch}: train {:.3} val {:.3}",
+            log.train_accuracy, log.val_accuracy
+        );
+    }
+    (search, initial)
+}
+
+fn mass(rows: &[Vec<f64>], columns: &[usize]) -> f64 {
+    rows.iter()
+        .map(|r| columns.iter().map(|&c| r[c]).sum::<f64>())
+        .sum()
+}
+
+#[test]
+fn search_moves_alpha_towards_the_bimap_family() {
+    let (search, initial) = run(15);
+    let space = config().search_space();
+    let col = |name: &str| space.reduced.iter().position(|p| p.name == name).unwrap();
+    let bimaps = [
+        col("BiMap_1_reduced"),
+        col("BiMap_2_reduced"),
+        col("Skip_reduced"),
+    ];
+    let pools = [col("AvgPooling2_reduced"), col("MaxPooling_reduced")];
+    let now = search.arch.weights(true);
+    let (b0, b1) = (mass(&initial, &bimaps), mass(&now, &bimaps));
+    let (p0, p1) = (mass(&initial, &pools), mass(&now, &pools));
+    eprintln!("BiMap family {b0:.4} → {b1:.4}; pooling {p0:.4} → {p1:.4}");
+    assert!(b1 > b0 + 0.05, "BiMap family weight {b0:.4} → {b1:.4}");
+    assert!(p1 < p0, "pooling weight {p0:.4} → {p1:.4}");
+    let genotype = search.genotype();
+    assert!(
+        genotype.reduce.iter().all(|(op, _)| [
+            "BiMap_1_reduced",
+            "BiMap_2_reduced",
+            "Skip_reduced"
+        ]
+        .contains(&op.as_str())),
+        "{genotype:?}"
+    );
+}
+
+#[test]
+fn search_and_derivation_are_deterministic() {
+    let (a, _) = run(1);
+    let (b, _) = run(1);
+    let bits = |s: &Search| {
+        s.arch
+            .weights(false)
+            .into_iter()
+            .chain(s.arch.weights(true))
+            .flatten()
+            .map(f64::to_bits)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(bits(&a), bits(&b));
+    assert_eq!(a.genotype(), b.genotype());
+    assert_eq!(Genotype::derive(&a.arch, &config()), a.genotype());
+}
