@@ -51,13 +51,12 @@ impl Genotype {
                 let mut scored: Vec<(usize, usize, f64)> = (0..2 + node)
                     .map(|source| {
                         let r = &w[row + source];
-                        let (best, score) = r
-                            .iter()
-                            .enumerate()
-                            .skip(1)
-                            .fold((1, f64::NEG_INFINITY), |(bi, bv), (i, &v)| {
+                        let (best, score) = r.iter().enumerate().skip(1).fold(
+                            (1, f64::NEG_INFINITY),
+                            |(bi, bv), (i, &v)| {
                                 if v > bv { (i, v) } else { (bi, bv) }
-                            });
+                            },
+                        );
                         (source, best, score)
                     })
                     .collect();

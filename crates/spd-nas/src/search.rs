@@ -96,6 +96,13 @@ pub struct EpochLog {
     pub elapsed_s: f64,
 }
 
+impl EpochLog {
+    /// One line of JSON (for a `search.jsonl` log).
+    pub fn to_json_line(&self) -> String {
+        serde_json::to_string(self).expect("an epoch log serialises")
+    }
+}
+
 /// A batch: inputs `[B, 1, n, n]` and labels.
 pub fn batch(data: &Dataset, indices: &[usize]) -> Result<(Tensor, Vec<usize>)> {
     let mats: Vec<_> = indices.iter().map(|&i| data.matrix(i)).collect();

@@ -56,6 +56,10 @@ fn config() -> NetworkConfig {
 }
 
 fn run(epochs: usize) -> (Search, Vec<Vec<f64>>) {
+    run_logged(epochs).0
+}
+
+fn run_logged(epochs: usize) -> ((Search, Vec<Vec<f64>>), Vec<String>) {
     let config = config();
     let mut rng = seeded_rng(3);
     let mut weights = ParamStore::new();
@@ -90,14 +94,16 @@ fn run(epochs: usize) -> (Search, Vec<Vec<f64>>) {
     let mut search = Search::new(network, weights, arch, search_config);
     let data = checkerboard(8, 100, 9);
     let split = stratified_split(data.labels(), SplitFractions::default(), 0);
+    let mut lines = Vec::new();
     for epoch in 0..epochs {
         let log = search.epoch(&data, &split, epoch, |_, _| {}).unwrap();
         eprintln!(
             "epoch {epoch}: train {:.3} val {:.3}",
             log.train_accuracy, log.val_accuracy
         );
+        lines.push(log.to_json_line());
     }
-    (search, initial)
+    ((search, initial), lines)
 }
 
 fn mass(rows: &[Vec<f64>], columns: &[usize]) -> f64 {
@@ -137,8 +143,35 @@ fn search_moves_alpha_towards_the_bimap_family() {
 
 #[test]
 fn search_and_derivation_are_deterministic() {
-    let (a, _) = run(1);
-    let (b, _) = run(1);
+    let on = |threads: usize| rayon_pool(threads).install(|| run_logged(1));
+    let ((a, _), log_a) = on(1);
+    let ((b, _), log_b) = on(2);
+    let strip = |l: &str| {
+        let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+        v.as_object_mut().unwrap().remove("elapsed_s");
+        v
+    };
+    assert_eq!(
+        strip(&log_a[0]),
+        strip(&log_b[0]),
+        "1 and 2 threads log the same epoch"
+    );
+    for key in [
+        "epoch",
+        "train_loss",
+        "train_accuracy",
+        "val_loss",
+        "val_accuracy",
+        "genotype",
+        "alpha_normal",
+        "alpha_reduce",
+        "elapsed_s",
+    ] {
+        assert!(
+            strip(&log_a[0]).get(key).is_some() || key == "elapsed_s",
+            "{key}"
+        );
+    }
     let bits = |s: &Search| {
         s.arch
             .weights(false)
@@ -151,4 +184,11 @@ fn search_and_derivation_are_deterministic() {
     assert_eq!(bits(&a), bits(&b));
     assert_eq!(a.genotype(), b.genotype());
     assert_eq!(Genotype::derive(&a.arch, &config()), a.genotype());
+}
+
+fn rayon_pool(threads: usize) -> rayon::ThreadPool {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap()
 }
