@@ -1,12 +1,20 @@
-//! The `spdnas` binary. Its subcommands arrive with the CLI issue; until then it says so.
+//! The `spdnas` command: argument parsing, progress bars and printing; every computation is in
+//! `spdnas::app` and the library crates.
+
+mod cli;
+mod progress;
 
 use std::process::ExitCode;
 
+use clap::Parser;
+
 fn main() -> ExitCode {
-    eprintln!(
-        "spdnas {}: the command-line interface is not built yet; \
-         the library crates (spd-linalg, ...) are usable from Rust",
-        env!("CARGO_PKG_VERSION")
-    );
-    ExitCode::FAILURE
+    let args = cli::Cli::parse();
+    match cli::execute(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("spdnas: error: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
 }

@@ -9,12 +9,14 @@
 //! - [`search`]: first- and second-order search steps and epochs.
 
 pub mod arch;
+pub mod baselines;
 mod error;
 pub mod genotype;
 pub mod network;
 pub mod ops;
 pub mod search;
 pub mod space;
+pub mod train;
 
 pub use arch::ArchParams;
 pub use error::{NasError, Result};

@@ -1,0 +1,456 @@
+//! Arguments (clap derive) and their translation into `spdnas::app` calls.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use spdnas::app::{self, AppError, Baseline, DataSource, Outcome, Preset, RunConfig, StopAt};
+use spdnas::data::Format;
+use spdnas::data::gaussian::{GaussianConfig, generate_gaussian};
+use spdnas::data::radar::{RadarConfig, generate_radar};
+use spdnas::nas::NetworkConfig;
+use spdnas::nas::search::Order;
+
+use crate::progress::Bars;
+
+/// Search SPD network architectures (SPDNetNAS), train them, and compare them with SPDNet,
+/// SPDNetBN, a random architecture, MDM and tangent-space logistic regression.
+#[derive(Parser)]
+#[command(name = "spdnas", version)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// No progress bars.
+    #[arg(long, global = true)]
+    quiet: bool,
+    /// Print the final result as JSON.
+    #[arg(long, global = true)]
+    json: bool,
+    /// Worker threads (default: all cores).
+    #[arg(long, global = true)]
+    threads: Option<usize>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// The main job: search, derive, train, baselines, comparison table and run directory.
+    Run {
+        #[command(flatten)]
+        data: DataArgs,
+        #[command(flatten)]
+        schedule: ScheduleArgs,
+        /// Output directory (default runs/<UTC timestamp>).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Continue from the checkpoints in --out.
+        #[arg(long, requires = "out")]
+        resume: bool,
+        /// Baselines to run (comma-separated; default all).
+        #[arg(long, value_delimiter = ',')]
+        baselines: Option<Vec<BaselineArg>>,
+        /// Stop after this many search epochs (simulates an interruption).
+        #[arg(long, hide = true)]
+        stop_after_search_epochs: Option<usize>,
+        /// Stop after this many training epochs (simulates an interruption).
+        #[arg(long, hide = true)]
+        stop_after_train_epochs: Option<usize>,
+    },
+    /// Architecture search only; writes search.jsonl and genotype.{json,dot}.
+    Search {
+        #[command(flatten)]
+        data: DataArgs,
+        #[command(flatten)]
+        schedule: ScheduleArgs,
+        /// Output directory.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Continue from the checkpoint in --out.
+        #[arg(long, requires = "out")]
+        resume: bool,
+    },
+    /// Train the network of a genotype (a published name or a JSON file) from scratch.
+    Train {
+        /// `radar_sparsemax`, `hdm05_sparsemax`, or a genotype.json.
+        #[arg(long)]
+        genotype: String,
+        #[command(flatten)]
+        data: DataArgs,
+        #[command(flatten)]
+        schedule: ScheduleArgs,
+        /// Output directory.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Continue from the checkpoint in --out.
+        #[arg(long, requires = "out")]
+        resume: bool,
+    },
+    /// Accuracy of a saved model (model.json): on --data/--dataset if given, else on the test
+    /// part of the data it was trained on.
+    Eval {
+        /// A model.json written by `run` or `train`.
+        #[arg(long)]
+        checkpoint: PathBuf,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Train and test one baseline.
+    Baseline {
+        /// Which baseline.
+        which: BaselineArg,
+        #[command(flatten)]
+        data: DataArgs,
+        #[command(flatten)]
+        schedule: ScheduleArgs,
+        /// Output directory (checkpoints).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Show a genotype, print its Graphviz DOT, or count its parameters.
+    Genotype {
+        /// What to do.
+        action: GenotypeAction,
+        /// A published name or a genotype.json.
+        genotype: String,
+        /// Input size for `params` (default 20).
+        #[arg(long, default_value_t = 20)]
+        input_dim: usize,
+        /// Reduced size for `params` (default ⌈n/2⌉).
+        #[arg(long)]
+        reduced_dim: Option<usize>,
+        /// Classes for `params` (default 3).
+        #[arg(long, default_value_t = 3)]
+        classes: usize,
+    },
+    /// Generate or inspect data.
+    #[command(subcommand)]
+    Data(DataCommand),
+}
+
+#[derive(Subcommand)]
+enum DataCommand {
+    /// Write a generated dataset in the per-sample folder layout (`…_<label>.npy`).
+    Generate {
+        /// radar (complex signals) or gaussian (SPD matrices).
+        kind: GenerateKind,
+        /// Output directory.
+        #[arg(long)]
+        out: PathBuf,
+        /// Samples per class.
+        #[arg(long)]
+        per_class: Option<usize>,
+        /// RADAR signal-to-noise ratio (dB).
+        #[arg(long)]
+        snr: Option<f64>,
+        /// Matrix size (gaussian).
+        #[arg(long, default_value_t = 10)]
+        n: usize,
+        /// Seed.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
+    /// Counts, shapes, class balance, eigenvalue range and validity of a dataset.
+    Inspect {
+        /// File or folder.
+        path: PathBuf,
+        /// Format (default: from the path).
+        #[arg(long)]
+        format: Option<FormatArg>,
+        /// Labels file for .npy data.
+        #[arg(long)]
+        labels: Option<PathBuf>,
+    },
+}
+
+#[derive(Args)]
+struct DataArgs {
+    /// A data file or folder (.npy, .npz, .mat, .ts, or a per-sample folder).
+    #[arg(long, conflicts_with = "dataset")]
+    data: Option<PathBuf>,
+    /// Format of --data (default: from the path).
+    #[arg(long, requires = "data")]
+    format: Option<FormatArg>,
+    /// Labels file for .npy data.
+    #[arg(long, requires = "data")]
+    labels: Option<PathBuf>,
+    /// An embedded dataset (default radar-synthetic).
+    #[arg(long)]
+    dataset: Option<DatasetArg>,
+    /// SNR (dB) of the synthetic RADAR.
+    #[arg(long)]
+    snr: Option<f64>,
+    /// Signals per class of the synthetic RADAR.
+    #[arg(long)]
+    per_class: Option<usize>,
+}
+
+#[derive(Args)]
+struct ScheduleArgs {
+    /// quick (minutes) or paper (the paper's epochs and second-order search).
+    #[arg(long, value_enum, default_value_t = PresetArg::Quick)]
+    preset: PresetArg,
+    /// Search epochs (overrides the preset).
+    #[arg(long)]
+    search_epochs: Option<usize>,
+    /// Training epochs (overrides the preset).
+    #[arg(long)]
+    train_epochs: Option<usize>,
+    /// First- or second-order architecture gradient (overrides the preset).
+    #[arg(long)]
+    order: Option<OrderArg>,
+    /// Reduced matrix size (default ⌈n/2⌉).
+    #[arg(long)]
+    reduced_dim: Option<usize>,
+    /// Seed of split, initialisation and batch order.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum DatasetArg {
+    RadarSynthetic,
+    Basicmotions,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum FormatArg {
+    Npy,
+    Npz,
+    Mat,
+    Ts,
+    Folder,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum PresetArg {
+    Quick,
+    Paper,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum OrderArg {
+    First,
+    Second,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum BaselineArg {
+    Spdnet,
+    Spdnetbn,
+    Random,
+    Mdm,
+    Tslr,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum GenotypeAction {
+    Show,
+    Dot,
+    Params,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum GenerateKind {
+    Radar,
+    Gaussian,
+}
+
+impl From<FormatArg> for Format {
+    fn from(f: FormatArg) -> Self {
+        match f {
+            FormatArg::Npy => Format::Npy,
+            FormatArg::Npz => Format::Npz,
+            FormatArg::Mat => Format::Mat,
+            FormatArg::Ts => Format::Ts,
+            FormatArg::Folder => Format::Folder,
+        }
+    }
+}
+
+impl From<BaselineArg> for Baseline {
+    fn from(b: BaselineArg) -> Self {
+        match b {
+            BaselineArg::Spdnet => Baseline::SpdNet,
+            BaselineArg::Spdnetbn => Baseline::SpdNetBn,
+            BaselineArg::Random => Baseline::Random,
+            BaselineArg::Mdm => Baseline::Mdm,
+            BaselineArg::Tslr => Baseline::Tslr,
+        }
+    }
+}
+
+impl DataArgs {
+    fn given(&self) -> bool {
+        self.data.is_some() || self.dataset.is_some()
+    }
+
+    fn source(&self, seed: u64) -> DataSource {
+        match (&self.data, self.dataset) {
+            (Some(path), _) => DataSource::path(path.clone(), self.format.map(Format::from), self.labels.clone()),
+            (None, Some(DatasetArg::Basicmotions)) => DataSource::BasicMotions,
+            _ => {
+                let mut config = RadarConfig::default();
+                if let Some(s) = self.snr {
+                    config.snr_db = s;
+                }
+                if let Some(p) = self.per_class {
+                    config.per_class = p;
+                }
+                DataSource::RadarSynthetic { config, seed }
+            }
+        }
+    }
+}
+
+impl ScheduleArgs {
+    fn config(&self, data: DataSource) -> RunConfig {
+        let preset = match self.preset {
+            PresetArg::Quick => Preset::Quick,
+            PresetArg::Paper => Preset::Paper,
+        };
+        let mut c = RunConfig::preset(preset, data, self.seed);
+        if let Some(e) = self.search_epochs {
+            c.search.epochs = e;
+        }
+        if let Some(e) = self.train_epochs {
+            c.train.epochs = e;
+        }
+        if let Some(o) = self.order {
+            c.search.order = match o {
+                OrderArg::First => Order::First,
+                OrderArg::Second => Order::Second,
+            };
+        }
+        c.reduced_dim = self.reduced_dim;
+        c
+    }
+}
+
+fn print_json<T: serde::Serialize>(value: &T) {
+    println!("{}", serde_json::to_string_pretty(value).expect("serialisable"));
+}
+
+/// Runs the parsed command.
+pub fn execute(cli: Cli) -> Result<(), AppError> {
+    faer::set_global_parallelism(faer::Par::Seq);
+    if let Some(t) = cli.threads {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(t.max(1))
+            .build_global()
+            .map_err(|e| AppError::Runtime(format!("thread pool: {e}")))?;
+    }
+    let bars = Bars::new(cli.quiet);
+    match cli.command {
+        Command::Run { data, schedule, out, resume, baselines, stop_after_search_epochs, stop_after_train_epochs } => {
+            let mut config = schedule.config(data.source(schedule.seed));
+            if let Some(b) = baselines {
+                config.baselines = b.into_iter().map(Baseline::from).collect();
+            }
+            let dataset = config.data.load()?;
+            let dir = out.unwrap_or_else(app::default_run_dir);
+            let stop = StopAt { search_epochs: stop_after_search_epochs, train_epochs: stop_after_train_epochs };
+            match app::run(&config, &dataset, &dir, resume, stop, &bars)? {
+                Outcome::Stopped(why) => eprintln!("spdnas: {why}; continue with --resume --out {}", dir.display()),
+                Outcome::Done(report, timings) => {
+                    if cli.json {
+                        print_json(&report);
+                    } else {
+                        print!("{}", app::table(&report, &timings));
+                        println!("run directory: {}", dir.display());
+                    }
+                }
+            }
+        }
+        Command::Search { data, schedule, out, resume } => {
+            let config = schedule.config(data.source(schedule.seed));
+            let dataset = config.data.load()?;
+            let dir = out.unwrap_or_else(app::default_run_dir);
+            let (genotype, logs) = app::search_only(&config, &dataset, &dir, resume, &bars)?;
+            if cli.json {
+                print_json(&genotype);
+            } else {
+                for l in &logs {
+                    println!("epoch {:>3}: train {:.3} / val {:.3} accuracy, {:.1} s", l.epoch, l.train_accuracy, l.val_accuracy, l.elapsed_s);
+                }
+                println!("genotype:\n  normal: {:?}\n  reduce: {:?}\nwritten to {}", genotype.normal, genotype.reduce, dir.display());
+            }
+        }
+        Command::Train { genotype, data, schedule, out, resume } => {
+            let genotype = app::genotype_from(&genotype)?;
+            let config = schedule.config(data.source(schedule.seed));
+            let dataset = config.data.load()?;
+            let dir = out.unwrap_or_else(app::default_run_dir);
+            let (epoch, val, test, params) = app::train_only(&config, &genotype, &dataset, &dir, resume, &bars)?;
+            if cli.json {
+                print_json(&serde_json::json!({"test_accuracy": test, "val_accuracy": val, "best_epoch": epoch, "params": params}));
+            } else {
+                println!("test accuracy {:.2} % (best validation {:.2} % at epoch {epoch}); {params} parameters; model in {}", 100.0 * test, 100.0 * val, dir.join("model.json").display());
+            }
+        }
+        Command::Eval { checkpoint, data } => {
+            let dataset = if data.given() { Some(data.source(0).load()?) } else { None };
+            let (acc, n) = app::evaluate_file(&checkpoint, dataset.as_ref())?;
+            if cli.json {
+                print_json(&serde_json::json!({"accuracy": acc, "samples": n}));
+            } else {
+                println!("accuracy {:.2} % on {n} samples", 100.0 * acc);
+            }
+        }
+        Command::Baseline { which, data, schedule, out } => {
+            let config = schedule.config(data.source(schedule.seed));
+            let dataset = config.data.load()?;
+            let dir = out.unwrap_or_else(app::default_run_dir);
+            let b = Baseline::from(which);
+            let (acc, params) = app::baseline_only(b, &config, &dataset, &dir, &bars)?;
+            if cli.json {
+                print_json(&serde_json::json!({"baseline": b.name(), "test_accuracy": acc, "params": params}));
+            } else {
+                println!("{}: test accuracy {:.2} %, {params} parameters", b.name(), 100.0 * acc);
+            }
+        }
+        Command::Genotype { action, genotype, input_dim, reduced_dim, classes } => {
+            let g = app::genotype_from(&genotype)?;
+            match action {
+                GenotypeAction::Show => println!("{}", g.to_json()),
+                GenotypeAction::Dot => print!("{}", g.to_dot()),
+                GenotypeAction::Params => {
+                    let config = NetworkConfig::paper(input_dim, reduced_dim.unwrap_or(input_dim.div_ceil(2)), classes);
+                    println!("{}", app::genotype_params(&g, &config)?);
+                }
+            }
+        }
+        Command::Data(DataCommand::Generate { kind, out, per_class, snr, n, seed }) => match kind {
+            GenerateKind::Radar => {
+                let mut config = RadarConfig::default();
+                if let Some(p) = per_class {
+                    config.per_class = p;
+                }
+                if let Some(s) = snr {
+                    config.snr_db = s;
+                }
+                let signals = generate_radar(&config, seed);
+                spdnas::data::folder::write_signal_folder(&out, "radar", &signals)?;
+                println!("{} signals in {}", signals.signals.len(), out.display());
+            }
+            GenerateKind::Gaussian => {
+                let config = GaussianConfig { n, per_class: per_class.unwrap_or(100), ..Default::default() };
+                let d = generate_gaussian(&config, seed)?;
+                spdnas::data::folder::write_matrix_folder(&out, "gaussian", &d)?;
+                println!("{} matrices in {}", d.len(), out.display());
+            }
+        },
+        Command::Data(DataCommand::Inspect { path, format, labels }) => {
+            let source = DataSource::path(path, format.map(Format::from), labels);
+            let d = source.load()?;
+            let s = d.summary();
+            if cli.json {
+                print_json(&s);
+            } else {
+                println!("{}: {} samples of {}×{} SPD matrices (all valid)", source.label(), s.samples, s.n, s.n);
+                for (name, count) in &s.classes {
+                    println!("  class {name}: {count}");
+                }
+                println!("eigenvalues in [{:.3e}, {:.3e}], largest condition number {:.3e}", s.min_eigenvalue, s.max_eigenvalue, s.max_condition);
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,219 @@
+//! Training a fixed network (a derived architecture or a baseline) from scratch (spec §10):
+//! Riemannian SGD with clipping, evaluation on the validation part every epoch, selection of
+//! the epoch with the best validation accuracy (the test part is touched once, by the caller, at
+//! the end; fixing D12/D14), optional early stopping, and atomic checkpoints from which a killed
+//! run resumes to the same result.
+
+use std::path::Path;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use spd_autograd::layers::ForwardCtx;
+use spd_autograd::ops::loss::{argmax_rows, cross_entropy};
+use spd_autograd::optim::{Sgd, clip_grad_norm_of};
+use spd_autograd::{Graph, ParamStore, Var};
+use spd_data::Dataset;
+use spd_data::split::{Split, epoch_batches};
+
+use crate::error::{NasError, Result};
+use crate::search::batch;
+
+/// A model mapping `[B, 1, n, n]` inputs to logits.
+pub trait Classifier {
+    /// The logits `[B, 1, 1, classes]`.
+    fn logits(&self, g: &mut Graph, weights: &ParamStore, ctx: &mut ForwardCtx, x: Var) -> Result<Var>;
+}
+
+impl Classifier for crate::network::Network {
+    fn logits(&self, g: &mut Graph, weights: &ParamStore, ctx: &mut ForwardCtx, x: Var) -> Result<Var> {
+        self.forward(g, weights, None, ctx, x)
+    }
+}
+
+/// Training hyper-parameters (paper defaults, spec §10).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// Epochs.
+    pub epochs: usize,
+    /// Batch size (30).
+    pub batch_size: usize,
+    /// Learning rate (0.025).
+    pub lr: f64,
+    /// Momentum (0 in the official code).
+    pub momentum: f64,
+    /// Global gradient-norm clip (5).
+    pub grad_clip: f64,
+    /// Stop after this many epochs without a better validation accuracy.
+    pub patience: Option<usize>,
+    /// Seed of the batch order.
+    pub seed: u64,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self { epochs: 200, batch_size: 30, lr: 0.025, momentum: 0.0, grad_clip: 5.0, patience: None, seed: 0 }
+    }
+}
+
+/// One epoch of training.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainLog {
+    /// Epoch (from 0).
+    pub epoch: usize,
+    /// Mean training loss.
+    pub train_loss: f64,
+    /// Training accuracy (during the epoch, training mode).
+    pub train_accuracy: f64,
+    /// Validation loss (evaluation mode, after the epoch).
+    pub val_loss: f64,
+    /// Validation accuracy.
+    pub val_accuracy: f64,
+}
+
+/// Everything a run needs to continue: weights (with batch-norm running means), optimiser
+/// state, the epoch reached, the best weights so far and the history. The batch order of epoch
+/// `e` is a function of `(seed, e)`, so no other random state exists.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TrainState {
+    /// Next epoch to run.
+    pub epoch: usize,
+    /// Current weights.
+    pub weights: ParamStore,
+    /// Optimiser (with its momentum buffers).
+    pub optimizer: Sgd,
+    /// `(epoch, validation accuracy, weights)` of the best epoch so far.
+    pub best: Option<(usize, f64, ParamStore)>,
+    /// Per-epoch logs.
+    pub history: Vec<TrainLog>,
+}
+
+impl TrainState {
+    /// A fresh state for `weights`.
+    pub fn new(weights: ParamStore, config: &TrainConfig) -> Self {
+        Self { epoch: 0, weights, optimizer: Sgd::new(config.lr).with_momentum(config.momentum), best: None, history: Vec::new() }
+    }
+
+    /// Reads a checkpoint written by [`TrainState::save`].
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| NasError::Config(format!("{}: {e}", path.display())))?;
+        serde_json::from_str(&text).map_err(|e| NasError::Config(format!("{}: not a training checkpoint ({e})", path.display())))
+    }
+
+    /// Writes the state atomically (temporary file, then rename).
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let json = serde_json::to_string(self).map_err(|e| NasError::Config(e.to_string()))?;
+        spd_data::write_atomic(path, json.as_bytes()).map_err(|e| NasError::Config(e.to_string()))
+    }
+
+    /// Whether training is over: all epochs run, or patience exhausted.
+    pub fn finished(&self, config: &TrainConfig) -> bool {
+        if self.epoch >= config.epochs {
+            return true;
+        }
+        match (config.patience, &self.best) {
+            (Some(p), Some((best, _, _))) => self.epoch > best + p,
+            _ => false,
+        }
+    }
+}
+
+/// Mean loss and accuracy of `model` on `indices` (evaluation mode).
+pub fn evaluate_model(model: &dyn Classifier, weights: &ParamStore, data: &Dataset, indices: &[usize], batch_size: usize) -> Result<(f64, f64)> {
+    let (mut loss, mut correct) = (0.0, 0);
+    for chunk in indices.chunks(batch_size.max(1)) {
+        let (x, y) = batch(data, chunk)?;
+        let mut g = Graph::new();
+        g.freeze(weights);
+        let xv = g.constant(x);
+        let logits = model.logits(&mut g, weights, &mut ForwardCtx::eval(), xv)?;
+        correct += argmax_rows(g.value(logits)).iter().zip(&y).filter(|(p, t)| p == t).count();
+        let l = cross_entropy(&mut g, logits, &y)?;
+        loss += g.value(l).data()[0] * y.len() as f64;
+    }
+    let n = indices.len().max(1) as f64;
+    Ok((loss / n, correct as f64 / n))
+}
+
+/// Predicted classes of `model` on `indices`.
+pub fn predict(model: &dyn Classifier, weights: &ParamStore, data: &Dataset, indices: &[usize], batch_size: usize) -> Result<Vec<usize>> {
+    let mut out = Vec::with_capacity(indices.len());
+    for chunk in indices.chunks(batch_size.max(1)) {
+        let (x, _) = batch(data, chunk)?;
+        let mut g = Graph::new();
+        g.freeze(weights);
+        let xv = g.constant(x);
+        let logits = model.logits(&mut g, weights, &mut ForwardCtx::eval(), xv)?;
+        out.extend(argmax_rows(g.value(logits)));
+    }
+    Ok(out)
+}
+
+/// Runs one epoch of `state` and its validation.
+pub fn train_epoch(
+    model: &dyn Classifier,
+    state: &mut TrainState,
+    data: &Dataset,
+    split: &Split,
+    config: &TrainConfig,
+    mut progress: impl FnMut(usize, usize),
+) -> Result<TrainLog> {
+    let epoch = state.epoch;
+    let batches = epoch_batches(&split.train, config.batch_size, config.seed, epoch as u64);
+    let (mut loss_sum, mut correct, mut seen) = (0.0, 0, 0);
+    let ids = state.weights.ids();
+    for (i, b) in batches.iter().enumerate() {
+        let (x, y) = batch(data, b)?;
+        let mut g = Graph::new();
+        let xv = g.constant(x);
+        let mut ctx = ForwardCtx::train();
+        let logits = model.logits(&mut g, &state.weights, &mut ctx, xv)?;
+        correct += argmax_rows(g.value(logits)).iter().zip(&y).filter(|(p, t)| p == t).count();
+        let loss = cross_entropy(&mut g, logits, &y)?;
+        loss_sum += g.value(loss).data()[0] * y.len() as f64;
+        seen += y.len();
+        let mut grads = g.backward(loss)?;
+        clip_grad_norm_of(&mut grads, &ids, config.grad_clip);
+        state.optimizer.step(&mut state.weights, &grads)?;
+        ctx.commit(&mut state.weights);
+        progress(i + 1, batches.len());
+    }
+    let (val_loss, val_accuracy) = evaluate_model(model, &state.weights, data, &split.val, config.batch_size)?;
+    let log = TrainLog {
+        epoch,
+        train_loss: loss_sum / seen.max(1) as f64,
+        train_accuracy: correct as f64 / seen.max(1) as f64,
+        val_loss,
+        val_accuracy,
+    };
+    if state.best.as_ref().is_none_or(|(_, acc, _)| val_accuracy > *acc) {
+        state.best = Some((epoch, val_accuracy, state.weights.clone()));
+    }
+    state.history.push(log.clone());
+    state.epoch += 1;
+    Ok(log)
+}
+
+/// Trains until finished (or until `stop_at` epochs have run, to simulate an interruption),
+/// saving a checkpoint after every epoch when `checkpoint` is given; returns the state and the
+/// seconds spent.
+#[allow(clippy::too_many_arguments)]
+pub fn train(
+    model: &dyn Classifier,
+    mut state: TrainState,
+    data: &Dataset,
+    split: &Split,
+    config: &TrainConfig,
+    checkpoint: Option<&Path>,
+    stop_at: Option<usize>,
+    mut on_epoch: impl FnMut(&TrainLog),
+) -> Result<(TrainState, f64)> {
+    let start = Instant::now();
+    while !state.finished(config) && stop_at.is_none_or(|s| state.epoch < s) {
+        let log = train_epoch(model, &mut state, data, split, config, |_, _| {})?;
+        on_epoch(&log);
+        if let Some(path) = checkpoint {
+            state.save(path)?;
+        }
+    }
+    Ok((state, start.elapsed().as_secs_f64()))
+}

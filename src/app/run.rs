@@ -1,0 +1,522 @@
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use spd_autograd::ParamStore;
+use spd_data::Dataset;
+use spd_data::split::{Split, SplitFractions, stratified_split};
+use spd_linalg::random::seeded_rng;
+use spd_nas::baselines::{Mdm, SpdNet, SpdNetConfig, Tslr, accuracy, random_genotype};
+use spd_nas::search::{EpochLog, Order, Search, SearchConfig};
+use spd_nas::train::{Classifier, TrainConfig, TrainLog, TrainState, evaluate_model, train_epoch};
+use spd_nas::{ArchParams, Genotype, Network, NetworkConfig};
+
+use super::plot::{Canvas, Series, alpha_heatmap, panel};
+use super::{AppError, DataSource, Progress, Result};
+
+/// Every setting of a run, written to `config.json` so it can be reproduced.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunConfig {
+    /// The data.
+    pub data: DataSource,
+    /// Seed of the split and of all initialisations.
+    pub seed: u64,
+    /// Validation and test fractions.
+    pub split: SplitFractions,
+    /// Reduced matrix size of the reduction cell (default `⌈n/2⌉`).
+    pub reduced_dim: Option<usize>,
+    /// Search settings.
+    pub search: SearchConfig,
+    /// Training settings (derived net and network baselines).
+    pub train: TrainConfig,
+    /// Which baselines to run.
+    pub baselines: Vec<Baseline>,
+}
+
+/// A baseline method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Baseline {
+    /// SPDNet.
+    SpdNet,
+    /// SPDNet with Riemannian batch norm.
+    SpdNetBn,
+    /// A random architecture of the search space, trained like the searched one.
+    Random,
+    /// Minimum distance to the Riemannian class mean.
+    Mdm,
+    /// Tangent-space logistic regression.
+    Tslr,
+}
+
+impl Baseline {
+    /// Every baseline.
+    pub const ALL: [Baseline; 5] = [Baseline::SpdNet, Baseline::SpdNetBn, Baseline::Random, Baseline::Mdm, Baseline::Tslr];
+
+    /// Display name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Baseline::SpdNet => "SPDNet",
+            Baseline::SpdNetBn => "SPDNetBN",
+            Baseline::Random => "SPDNetNAS (R)",
+            Baseline::Mdm => "MDM",
+            Baseline::Tslr => "TSLR",
+        }
+    }
+}
+
+/// Schedules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Preset {
+    /// Minutes on a laptop CPU: 3 first-order search epochs (α learning rate ×10 to make up for
+    /// the shorter search) and 30 training epochs.
+    Quick,
+    /// The paper's schedule (spec §8.4, §10): 100 second-order search epochs, 200 training
+    /// epochs.
+    Paper,
+}
+
+impl RunConfig {
+    /// A configuration with the preset's schedule.
+    pub fn preset(preset: Preset, data: DataSource, seed: u64) -> Self {
+        let (search, train) = match preset {
+            Preset::Quick => (
+                SearchConfig { epochs: 3, order: Order::First, arch_lr: 3e-3, seed, ..Default::default() },
+                TrainConfig { epochs: 30, seed, ..Default::default() },
+            ),
+            Preset::Paper => (SearchConfig { epochs: 100, seed, ..Default::default() }, TrainConfig { epochs: 200, seed, ..Default::default() }),
+        };
+        Self { data, seed, split: SplitFractions::default(), reduced_dim: None, search, train, baselines: Baseline::ALL.to_vec() }
+    }
+
+    /// The network configuration for data of size `n` with `classes` classes.
+    pub fn network(&self, n: usize, classes: usize) -> NetworkConfig {
+        NetworkConfig::paper(n, self.reduced_dim.unwrap_or(n.div_ceil(2)), classes)
+    }
+}
+
+/// The part of a run that is a function of its configuration: written to `report.json` and
+/// identical between an uninterrupted and a resumed run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// Data description.
+    pub dataset: String,
+    /// Samples, matrix size, classes.
+    pub samples: usize,
+    /// Matrix size.
+    pub n: usize,
+    /// Class names.
+    pub classes: Vec<String>,
+    /// `(train, val, test)` sizes.
+    pub split_sizes: (usize, usize, usize),
+    /// The searched genotype.
+    pub genotype: Genotype,
+    /// Test accuracy of the derived network at its best validation epoch.
+    pub test_accuracy: f64,
+    /// That epoch, and its validation accuracy.
+    pub best_epoch: usize,
+    /// Validation accuracy at the best epoch.
+    pub val_accuracy: f64,
+    /// Trainable parameters of the derived network.
+    pub params: usize,
+    /// Test accuracy of each baseline.
+    pub baselines: BTreeMap<String, f64>,
+    /// Trainable parameters of each baseline (0 for MDM, the class means for TSLR excluded).
+    pub baseline_params: BTreeMap<String, usize>,
+}
+
+/// Wall times (s), kept apart from the report because they vary between runs.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Timings {
+    /// Search.
+    pub search_s: f64,
+    /// Training of the derived network.
+    pub train_s: f64,
+    /// Each baseline.
+    pub baselines_s: BTreeMap<String, f64>,
+    /// The whole run.
+    pub total_s: f64,
+}
+
+/// What a run ended with.
+pub enum Outcome {
+    /// Finished: the report and the timings.
+    Done(Box<Report>, Timings),
+    /// Stopped at the requested epoch limit; `--resume` continues.
+    Stopped(String),
+}
+
+/// Where to stop early (to simulate an interruption).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StopAt {
+    /// After this many search epochs.
+    pub search_epochs: Option<usize>,
+    /// After this many training epochs of the derived network.
+    pub train_epochs: Option<usize>,
+}
+
+/// A trained model file (`model.json`), read by `spdnas eval`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ModelFile {
+    /// The network.
+    pub network: Network,
+    /// Its weights (best validation epoch), with batch-norm running means.
+    pub weights: ParamStore,
+    /// The run configuration it came from.
+    pub config: RunConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct SearchCheckpoint {
+    search: Search,
+    logs: Vec<EpochLog>,
+}
+
+fn io_err(path: &Path, e: impl std::fmt::Display) -> AppError {
+    AppError::Runtime(format!("{}: {e}", path.display()))
+}
+
+/// Writes `text` to `dir/name` atomically.
+pub fn write_text(dir: &Path, name: &str, text: &str) -> Result<()> {
+    let path = dir.join(name);
+    spd_data::write_atomic(&path, text.as_bytes()).map_err(|e| io_err(&path, e))
+}
+
+fn write_json<T: Serialize>(dir: &Path, name: &str, value: &T) -> Result<()> {
+    write_text(dir, name, &serde_json::to_string_pretty(value).map_err(|e| AppError::Runtime(e.to_string()))?)
+}
+
+fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
+    let text = std::fs::read_to_string(path).map_err(|e| AppError::Input(format!("{}: {e}", path.display())))?;
+    serde_json::from_str(&text).map_err(|e| AppError::Input(format!("{}: {e}", path.display())))
+}
+
+fn jsonl<T: Serialize>(items: &[T]) -> String {
+    items.iter().map(|i| serde_json::to_string(i).expect("serialisable") + "\n").collect()
+}
+
+/// Builds the supernet and α for `data`, or restores them from `dir/checkpoints/search.json`.
+fn search_stage(config: &RunConfig, data: &Dataset, split: &Split, dir: &Path, resume: bool, stop: Option<usize>, progress: &dyn Progress) -> Result<Option<(Search, Vec<EpochLog>, f64)>> {
+    let ckpt = dir.join("checkpoints").join("search.json");
+    let net_config = config.network(data.n(), data.num_classes());
+    let mut state = if resume && ckpt.exists() {
+        read_json::<SearchCheckpoint>(&ckpt)?
+    } else {
+        let mut rng = seeded_rng(config.seed);
+        let mut weights = ParamStore::new();
+        let network = Network::supernet(&net_config, &mut weights, &mut rng)?;
+        let arch = ArchParams::new(net_config.edges(), net_config.search_space().width(), net_config.arch_normalization, &mut rng)?;
+        SearchCheckpoint { search: Search::new(network, weights, arch, config.search.clone()), logs: Vec::new() }
+    };
+    let start = Instant::now();
+    let batches = split.train.len().div_ceil(config.search.batch_size.max(1)) as u64;
+    while state.logs.len() < config.search.epochs {
+        if stop.is_some_and(|s| state.logs.len() >= s) {
+            return Ok(None);
+        }
+        let epoch = state.logs.len();
+        progress.start(&format!("search epoch {}/{}", epoch + 1, config.search.epochs), batches);
+        let log = state.search.epoch(data, split, epoch, |_, _| progress.tick(""))?;
+        progress.finish();
+        state.logs.push(log);
+        write_text(dir, "search.jsonl", &jsonl(&state.logs))?;
+        std::fs::create_dir_all(ckpt.parent().expect("has parent")).map_err(|e| io_err(&ckpt, e))?;
+        write_json(&ckpt.parent().expect("has parent").to_path_buf(), "search.json", &state)?;
+    }
+    Ok(Some((state.search, state.logs, start.elapsed().as_secs_f64())))
+}
+
+/// Trains `model` (weights in `weights`) with checkpoints `dir/checkpoints/<name>.json`.
+#[allow(clippy::too_many_arguments)]
+fn train_stage(
+    model: &dyn Classifier,
+    weights: ParamStore,
+    name: &str,
+    config: &TrainConfig,
+    data: &Dataset,
+    split: &Split,
+    dir: &Path,
+    resume: bool,
+    stop: Option<usize>,
+    progress: &dyn Progress,
+) -> Result<Option<(TrainState, f64)>> {
+    let ckpt_dir = dir.join("checkpoints");
+    let ckpt = ckpt_dir.join(format!("{name}.json"));
+    let mut state = if resume && ckpt.exists() { TrainState::load(&ckpt)? } else { TrainState::new(weights, config) };
+    let start = Instant::now();
+    let batches = split.train.len().div_ceil(config.batch_size.max(1)) as u64;
+    std::fs::create_dir_all(&ckpt_dir).map_err(|e| io_err(&ckpt_dir, e))?;
+    while !state.finished(config) {
+        if stop.is_some_and(|s| state.epoch >= s) {
+            return Ok(None);
+        }
+        progress.start(&format!("{name} epoch {}/{}", state.epoch + 1, config.epochs), batches);
+        train_epoch(model, &mut state, data, split, config, |_, _| progress.tick(""))?;
+        progress.finish();
+        state.save(&ckpt)?;
+    }
+    Ok(Some((state, start.elapsed().as_secs_f64())))
+}
+
+/// Test accuracy of the best-validation weights of a finished state.
+fn test_accuracy(model: &dyn Classifier, state: &TrainState, data: &Dataset, split: &Split, batch: usize) -> Result<(usize, f64, f64)> {
+    let (epoch, val, best) = state.best.as_ref().ok_or_else(|| AppError::Runtime("training ran no epoch".into()))?;
+    let (_, test) = evaluate_model(model, best, data, &split.test, batch)?;
+    Ok((*epoch, *val, test))
+}
+
+/// Trains and tests one baseline; returns `(test accuracy, trainable parameters)`.
+fn run_baseline(b: Baseline, config: &RunConfig, data: &Dataset, split: &Split, dir: &Path, resume: bool, progress: &dyn Progress) -> Result<(f64, usize)> {
+    let mut rng = seeded_rng(config.seed ^ 0xba5e);
+    let net_config = config.network(data.n(), data.num_classes());
+    let trained = |model: &dyn Classifier, store: ParamStore, name: &str| -> Result<(f64, usize)> {
+        let params = store.trainable_values();
+        let (state, _) = train_stage(model, store, name, &config.train, data, split, dir, resume, None, progress)?.expect("no stop");
+        Ok((test_accuracy(model, &state, data, split, config.train.batch_size)?.2, params))
+    };
+    match b {
+        Baseline::SpdNet | Baseline::SpdNetBn => {
+            let bn = b == Baseline::SpdNetBn;
+            let sconf = if data.n() == 20 && data.num_classes() == 3 { SpdNetConfig::radar(bn) } else { SpdNetConfig::scaled(data.n(), data.num_classes(), bn) };
+            let mut store = ParamStore::new();
+            let net = SpdNet::new(&sconf, &mut store, &mut rng)?;
+            trained(&net, store, if bn { "spdnetbn" } else { "spdnet" })
+        }
+        Baseline::Random => {
+            let genotype = random_genotype(&net_config, &mut rng);
+            let mut store = ParamStore::new();
+            let net = Network::derived(&net_config, &genotype, &mut store, &mut rng)?;
+            write_json(dir, "random_genotype.json", &genotype)?;
+            trained(&net, store, "random")
+        }
+        Baseline::Mdm => {
+            let m = Mdm::fit(data, &split.train)?;
+            Ok((accuracy(data, &split.test, &m.predict(data, &split.test)?), 0))
+        }
+        Baseline::Tslr => {
+            let mut train_val = split.train.clone();
+            train_val.sort_unstable();
+            let m = Tslr::fit(data, &train_val, 1e-3, 300, config.seed)?;
+            let d = data.n() * (data.n() + 1) / 2;
+            Ok((accuracy(data, &split.test, &m.predict(data, &split.test)?), d * data.num_classes() + data.num_classes()))
+        }
+    }
+}
+
+/// The whole job: search, derive, train, baselines, report; every file in `dir`. With
+/// `resume`, stages continue from the checkpoints in `dir`.
+pub fn run(config: &RunConfig, data: &Dataset, dir: &Path, resume: bool, stop: StopAt, progress: &dyn Progress) -> Result<Outcome> {
+    let total = Instant::now();
+    std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
+    write_json(dir, "config.json", config)?;
+    let split = stratified_split(data.labels(), config.split, config.seed);
+    write_json(dir, "split.json", &split)?;
+    let Some((search, search_logs, search_s)) = search_stage(config, data, &split, dir, resume, stop.search_epochs, progress)? else {
+        return Ok(Outcome::Stopped(format!("search stopped after {} epochs", stop.search_epochs.unwrap_or(0))));
+    };
+    let genotype = search.genotype();
+    write_json(dir, "genotype.json", &genotype)?;
+    write_genotype_drawing(dir, &genotype)?;
+    let net_config = search.network.config.clone();
+    let mut rng = seeded_rng(config.seed ^ 0xde71);
+    let mut store = ParamStore::new();
+    let network = Network::derived(&net_config, &genotype, &mut store, &mut rng)?;
+    let params = store.trainable_values();
+    let Some((state, train_s)) = train_stage(&network, store, "train", &config.train, data, &split, dir, resume, stop.train_epochs, progress)? else {
+        return Ok(Outcome::Stopped(format!("training stopped after {} epochs", stop.train_epochs.unwrap_or(0))));
+    };
+    write_text(dir, "train.jsonl", &jsonl(&state.history))?;
+    let (best_epoch, val_accuracy, test) = test_accuracy(&network, &state, data, &split, config.train.batch_size)?;
+    let best = state.best.as_ref().expect("trained").2.clone();
+    write_json(dir, "model.json", &ModelFile { network, weights: best, config: config.clone() })?;
+    let mut baselines = BTreeMap::new();
+    let mut baseline_params = BTreeMap::new();
+    let mut timings = Timings { search_s, train_s, ..Default::default() };
+    for b in &config.baselines {
+        let t = Instant::now();
+        let (acc, p) = run_baseline(*b, config, data, &split, dir, resume, progress)?;
+        baselines.insert(b.name().to_string(), acc);
+        baseline_params.insert(b.name().to_string(), p);
+        timings.baselines_s.insert(b.name().to_string(), t.elapsed().as_secs_f64());
+    }
+    let report = Report {
+        dataset: config.data.label(),
+        samples: data.len(),
+        n: data.n(),
+        classes: data.class_names().to_vec(),
+        split_sizes: (split.train.len(), split.val.len(), split.test.len()),
+        genotype,
+        test_accuracy: test,
+        best_epoch,
+        val_accuracy,
+        params,
+        baselines,
+        baseline_params,
+    };
+    write_json(dir, "report.json", &report)?;
+    write_plots(dir, &search_logs, &state.history, &net_config)?;
+    timings.total_s = total.elapsed().as_secs_f64();
+    write_json(dir, "timings.json", &timings)?;
+    Ok(Outcome::Done(Box::new(report), timings))
+}
+
+/// `genotype.dot`, and `genotype.svg` when Graphviz's `dot` is installed.
+pub fn write_genotype_drawing(dir: &Path, genotype: &Genotype) -> Result<()> {
+    let dot = genotype.to_dot();
+    write_text(dir, "genotype.dot", &dot)?;
+    let rendered = std::process::Command::new("dot")
+        .arg("-Tsvg")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .ok()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take()?.write_all(dot.as_bytes()).ok()?;
+            child.wait_with_output().ok().filter(|o| o.status.success())
+        });
+    if let Some(out) = rendered {
+        write_text(dir, "genotype.svg", &String::from_utf8_lossy(&out.stdout))?;
+    }
+    Ok(())
+}
+
+/// `curves.png` (search and training loss/accuracy), `alpha_normal.png`, `alpha_reduce.png`.
+fn write_plots(dir: &Path, search: &[EpochLog], train: &[TrainLog], config: &NetworkConfig) -> Result<()> {
+    let mut c = Canvas::new(900, 520);
+    let s = |f: fn(&EpochLog) -> f64| search.iter().map(f).collect::<Vec<_>>();
+    let t = |f: fn(&TrainLog) -> f64| train.iter().map(f).collect::<Vec<_>>();
+    panel(&mut c, (10, 10, 420, 240), "search loss", &[Series { name: "train", values: s(|l| l.train_loss) }, Series { name: "val", values: s(|l| l.val_loss) }]);
+    panel(&mut c, (460, 10, 420, 240), "search accuracy", &[Series { name: "train", values: s(|l| l.train_accuracy) }, Series { name: "val", values: s(|l| l.val_accuracy) }]);
+    panel(&mut c, (10, 270, 420, 240), "training loss", &[Series { name: "train", values: t(|l| l.train_loss) }, Series { name: "val", values: t(|l| l.val_loss) }]);
+    panel(&mut c, (460, 270, 420, 240), "training accuracy", &[Series { name: "train", values: t(|l| l.train_accuracy) }, Series { name: "val", values: t(|l| l.val_accuracy) }]);
+    c.save(&dir.join("curves.png"))?;
+    let space = config.search_space();
+    for (name, reduce) in [("alpha_normal.png", false), ("alpha_reduce.png", true)] {
+        let ops: Vec<Vec<&str>> = (0..config.steps)
+            .flat_map(|node| 0..2 + node)
+            .map(|source| space.list(reduce && source < 2).iter().map(|p| p.name).collect())
+            .collect();
+        let rows: Vec<Vec<Vec<f64>>> = search.iter().map(|l| if reduce { l.alpha_reduce.clone() } else { l.alpha_normal.clone() }).collect();
+        alpha_heatmap(if reduce { "reduction cell weights by epoch" } else { "normal cell weights by epoch" }, &ops, &rows).save(&dir.join(name))?;
+    }
+    Ok(())
+}
+
+/// The comparison table printed at the end of a run.
+pub fn table(report: &Report, timings: &Timings) -> String {
+    let mut s = format!(
+        "{} — {} samples, {}×{}, {} classes; split {}/{}/{}\n\n",
+        report.dataset, report.samples, report.n, report.n, report.classes.len(), report.split_sizes.0, report.split_sizes.1, report.split_sizes.2
+    );
+    s += &format!("{:<16} {:>14} {:>12} {:>10}\n", "method", "test accuracy", "parameters", "time (s)");
+    s += &format!("{:<16} {:>13.2}% {:>12} {:>10.1}\n", "SPDNetNAS", 100.0 * report.test_accuracy, report.params, timings.search_s + timings.train_s);
+    for (name, acc) in &report.baselines {
+        s += &format!("{:<16} {:>13.2}% {:>12} {:>10.1}\n", name, 100.0 * acc, report.baseline_params[name], timings.baselines_s.get(name).copied().unwrap_or(0.0));
+    }
+    s += &format!("\nsearched genotype:\n  normal: {:?}\n  reduce: {:?}\n", report.genotype.normal, report.genotype.reduce);
+    s += &format!("SPDNetNAS time = search {:.1} s + training {:.1} s; total run {:.1} s\n", timings.search_s, timings.train_s, timings.total_s);
+    s
+}
+
+/// A genotype by published name or from a JSON file.
+pub fn genotype_from(name_or_file: &str) -> Result<Genotype> {
+    if let Some(g) = Genotype::published(name_or_file) {
+        return Ok(g);
+    }
+    let path = PathBuf::from(name_or_file);
+    if !path.exists() {
+        return Err(AppError::Input(format!(
+            "{name_or_file}: neither a published genotype ({}) nor an existing file",
+            Genotype::PUBLISHED.join(", ")
+        )));
+    }
+    let text = std::fs::read_to_string(&path).map_err(|e| AppError::Input(format!("{}: {e}", path.display())))?;
+    Genotype::from_json(&text).map_err(|e| AppError::Input(format!("{}: {e}", path.display())))
+}
+
+/// Trainable parameters of the network a genotype gives for `config`.
+pub fn genotype_params(genotype: &Genotype, config: &NetworkConfig) -> Result<usize> {
+    let mut store = ParamStore::new();
+    Network::derived(config, genotype, &mut store, &mut seeded_rng(0))?;
+    Ok(store.trainable_values())
+}
+
+/// `spdnas eval`: accuracy of a saved model on `data` (all samples), or on the test part of its
+/// own run's data when `data` is `None`.
+pub fn evaluate_file(model_path: &Path, data: Option<&Dataset>) -> Result<(f64, usize)> {
+    let m: ModelFile = read_json(model_path)?;
+    let own;
+    let (data, indices) = match data {
+        Some(d) => (d, (0..d.len()).collect::<Vec<_>>()),
+        None => {
+            own = m.config.data.load()?;
+            let split = stratified_split(own.labels(), m.config.split, m.config.seed);
+            (&own, split.test)
+        }
+    };
+    if data.n() != m.network.config.input_dim || data.num_classes() != m.network.config.num_classes {
+        return Err(AppError::Input(format!(
+            "the model takes {}×{} matrices in {} classes, the data has {}×{} in {}",
+            m.network.config.input_dim, m.network.config.input_dim, m.network.config.num_classes, data.n(), data.n(), data.num_classes()
+        )));
+    }
+    let (_, acc) = evaluate_model(&m.network, &m.weights, data, &indices, 30)?;
+    Ok((acc, indices.len()))
+}
+
+/// `spdnas search`: the search stage alone; writes `search.jsonl`, `genotype.json`, `.dot`.
+pub fn search_only(config: &RunConfig, data: &Dataset, dir: &Path, resume: bool, progress: &dyn Progress) -> Result<(Genotype, Vec<EpochLog>)> {
+    std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
+    write_json(dir, "config.json", config)?;
+    let split = stratified_split(data.labels(), config.split, config.seed);
+    write_json(dir, "split.json", &split)?;
+    let (search, logs, _) = search_stage(config, data, &split, dir, resume, None, progress)?.expect("no stop");
+    let genotype = search.genotype();
+    write_json(dir, "genotype.json", &genotype)?;
+    write_genotype_drawing(dir, &genotype)?;
+    Ok((genotype, logs))
+}
+
+/// `spdnas train`: trains the network of `genotype`; writes `train.jsonl` and `model.json`;
+/// returns `(best epoch, validation accuracy, test accuracy, parameters)`.
+pub fn train_only(config: &RunConfig, genotype: &Genotype, data: &Dataset, dir: &Path, resume: bool, progress: &dyn Progress) -> Result<(usize, f64, f64, usize)> {
+    let net_config = config.network(data.n(), data.num_classes());
+    let mut store = ParamStore::new();
+    let network = Network::derived(&net_config, genotype, &mut store, &mut seeded_rng(config.seed ^ 0xde71))?;
+    let params = store.trainable_values();
+    std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
+    write_json(dir, "config.json", config)?;
+    let split = stratified_split(data.labels(), config.split, config.seed);
+    let (state, _) = train_stage(&network, store, "train", &config.train, data, &split, dir, resume, None, progress)?.expect("no stop");
+    write_text(dir, "train.jsonl", &jsonl(&state.history))?;
+    let (epoch, val, test) = test_accuracy(&network, &state, data, &split, config.train.batch_size)?;
+    let best = state.best.as_ref().expect("trained").2.clone();
+    write_json(dir, "model.json", &ModelFile { network, weights: best, config: config.clone() })?;
+    Ok((epoch, val, test, params))
+}
+
+/// `spdnas baseline`: one baseline's test accuracy and parameter count.
+pub fn baseline_only(b: Baseline, config: &RunConfig, data: &Dataset, dir: &Path, progress: &dyn Progress) -> Result<(f64, usize)> {
+    std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
+    let split = stratified_split(data.labels(), config.split, config.seed);
+    run_baseline(b, config, data, &split, dir, false, progress)
+}
+
+/// `runs/<UTC timestamp>` (`YYYYMMDD-HHMMSS`).
+pub fn default_run_dir() -> PathBuf {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
+    // civil date from days since 1970-01-01 (Howard Hinnant's algorithm)
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    PathBuf::from("runs").join(format!("{year:04}{month:02}{day:02}-{:02}{:02}{:02}", rem / 3600, rem % 3600 / 60, rem % 60))
+}
