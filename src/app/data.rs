@@ -33,19 +33,31 @@ pub enum DataSource {
 impl DataSource {
     /// The default synthetic RADAR (1000 signals per class, calibrated SNR).
     pub fn radar(seed: u64) -> Self {
-        DataSource::RadarSynthetic { config: RadarConfig::default(), seed }
+        DataSource::RadarSynthetic {
+            config: RadarConfig::default(),
+            seed,
+        }
     }
 
     /// A path, format detected unless given.
     pub fn path(path: PathBuf, format: Option<Format>, labels: Option<PathBuf>) -> Self {
-        DataSource::Path { path, options: LoadOptions { format, labels, ..Default::default() } }
+        DataSource::Path {
+            path,
+            options: LoadOptions {
+                format,
+                labels,
+                ..Default::default()
+            },
+        }
     }
 
     /// Loads (or generates) the data.
     pub fn load(&self) -> Result<Dataset> {
         Ok(match self {
             DataSource::RadarSynthetic { config, seed } => radar_dataset(config, *seed)?,
-            DataSource::BasicMotions => spd_data::embedded::basicmotions(CovarianceOptions::default())?,
+            DataSource::BasicMotions => {
+                spd_data::embedded::basicmotions(CovarianceOptions::default())?
+            }
             DataSource::Path { path, options } => spd_data::load(path, options)?,
         })
     }
@@ -53,7 +65,9 @@ impl DataSource {
     /// A short name for tables.
     pub fn label(&self) -> String {
         match self {
-            DataSource::RadarSynthetic { config, .. } => format!("synthetic RADAR ({} dB SNR)", config.snr_db),
+            DataSource::RadarSynthetic { config, .. } => {
+                format!("synthetic RADAR ({} dB SNR)", config.snr_db)
+            }
             DataSource::BasicMotions => "BasicMotions".into(),
             DataSource::Path { path, .. } => path.display().to_string(),
         }

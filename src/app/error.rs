@@ -30,7 +30,9 @@ impl From<spd_data::DataError> for AppError {
 impl From<spd_nas::NasError> for AppError {
     fn from(e: spd_nas::NasError) -> Self {
         match e {
-            spd_nas::NasError::Genotype(_) | spd_nas::NasError::Config(_) => AppError::Input(e.to_string()),
+            spd_nas::NasError::Genotype(_) | spd_nas::NasError::Config(_) => {
+                AppError::Input(e.to_string())
+            }
             other => AppError::Runtime(other.to_string()),
         }
     }

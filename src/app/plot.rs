@@ -73,7 +73,11 @@ fn glyph(c: char) -> [u8; 5] {
 impl Canvas {
     /// A white canvas.
     pub fn new(w: usize, h: usize) -> Self {
-        Self { w, h, rgb: vec![255; w * h * 3] }
+        Self {
+            w,
+            h,
+            rgb: vec![255; w * h * 3],
+        }
     }
 
     /// Sets one pixel (ignored outside).
@@ -122,7 +126,13 @@ impl Canvas {
             for (row, bits) in g.iter().enumerate() {
                 for col in 0..3 {
                     if bits >> (2 - col) & 1 == 1 {
-                        self.fill(x + (k as i64 * 4 + col) * scale, y + row as i64 * scale, scale, scale, c);
+                        self.fill(
+                            x + (k as i64 * 4 + col) * scale,
+                            y + row as i64 * scale,
+                            scale,
+                            scale,
+                            c,
+                        );
                     }
                 }
             }
@@ -149,7 +159,11 @@ impl Canvas {
         ihdr.extend_from_slice(&(self.h as u32).to_be_bytes());
         ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
         chunk(&mut out, b"IHDR", &ihdr);
-        chunk(&mut out, b"IDAT", &miniz_oxide::deflate::compress_to_vec_zlib(&raw, 6));
+        chunk(
+            &mut out,
+            b"IDAT",
+            &miniz_oxide::deflate::compress_to_vec_zlib(&raw, 6),
+        );
         chunk(&mut out, b"IEND", &[]);
         out
     }
@@ -169,17 +183,30 @@ pub struct Series<'a> {
 }
 
 /// One panel of line series at `(x, y)` of size `w × h`, titled, with the y range printed.
-pub fn panel(c: &mut Canvas, (x, y, w, h): (i64, i64, i64, i64), title: &str, series: &[Series<'_>]) {
+pub fn panel(
+    c: &mut Canvas,
+    (x, y, w, h): (i64, i64, i64, i64),
+    title: &str,
+    series: &[Series<'_>],
+) {
     c.text(x, y, title, 2, BLACK);
     let (top, left, bottom) = (y + 16, x + 40, y + h - 14);
     let right = x + w;
     c.line((left, top), (left, bottom), GREY, 1);
     c.line((left, bottom), (right, bottom), GREY, 1);
-    let all: Vec<f64> = series.iter().flat_map(|s| s.values.iter().copied()).filter(|v| v.is_finite()).collect();
+    let all: Vec<f64> = series
+        .iter()
+        .flat_map(|s| s.values.iter().copied())
+        .filter(|v| v.is_finite())
+        .collect();
     if all.is_empty() {
         return;
     }
-    let (mut lo, mut hi) = all.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
+    let (mut lo, mut hi) = all
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
+            (a.min(v), b.max(v))
+        });
     if hi - lo < 1e-12 {
         lo -= 0.5;
         hi += 0.5;
@@ -188,13 +215,30 @@ pub fn panel(c: &mut Canvas, (x, y, w, h): (i64, i64, i64, i64), title: &str, se
     c.text(x, bottom - 5, &format!("{lo:.2}"), 1, GREY);
     let n = series.iter().map(|s| s.values.len()).max().unwrap_or(1);
     c.text(left, bottom + 4, "epoch", 1, GREY);
-    c.text(right - 4 * format!("{n}").len() as i64, bottom + 4, &format!("{n}"), 1, GREY);
+    c.text(
+        right - 4 * format!("{n}").len() as i64,
+        bottom + 4,
+        &format!("{n}"),
+        1,
+        GREY,
+    );
     for (k, s) in series.iter().enumerate() {
         let color = PALETTE[k % PALETTE.len()];
-        let px = |i: usize| left + if n > 1 { (i as i64) * (right - left) / (n as i64 - 1) } else { (right - left) / 2 };
+        let px = |i: usize| {
+            left + if n > 1 {
+                (i as i64) * (right - left) / (n as i64 - 1)
+            } else {
+                (right - left) / 2
+            }
+        };
         let py = |v: f64| bottom - ((v - lo) / (hi - lo) * (bottom - top) as f64) as i64;
         for i in 1..s.values.len() {
-            c.line((px(i - 1), py(s.values[i - 1])), (px(i), py(s.values[i])), color, 2);
+            c.line(
+                (px(i - 1), py(s.values[i - 1])),
+                (px(i), py(s.values[i])),
+                color,
+                2,
+            );
         }
         if s.values.len() == 1 {
             c.fill(px(0) - 2, py(s.values[0]) - 2, 5, 5, color);
@@ -212,12 +256,27 @@ pub fn alpha_heatmap(title: &str, ops: &[Vec<&str>], per_epoch: &[Vec<Vec<f64>>]
     let edges = per_epoch.first().map_or(0, Vec::len);
     let width = ops.iter().map(Vec::len).max().unwrap_or(0);
     let (cell_w, cell_h, label_w) = ((600 / epochs).clamp(3, 40) as i64, 9i64, 150i64);
-    let (w, h) = (label_w + cell_w * epochs as i64 + 20, 44 + (edges * (width + 1)) as i64 * cell_h + 10);
-    let (vmin, vmax) = per_epoch.iter().flatten().flatten().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
+    let (w, h) = (
+        label_w + cell_w * epochs as i64 + 20,
+        44 + (edges * (width + 1)) as i64 * cell_h + 10,
+    );
+    let (vmin, vmax) = per_epoch
+        .iter()
+        .flatten()
+        .flatten()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
+            (a.min(v), b.max(v))
+        });
     let span = (vmax - vmin).max(1e-12);
     let mut c = Canvas::new(w.max(300) as usize, h as usize);
     c.text(4, 4, title, 2, BLACK);
-    c.text(4, 20, &format!("columns: epochs 1-{epochs}; white {vmin:.3}, darkest {vmax:.3}"), 1, GREY);
+    c.text(
+        4,
+        20,
+        &format!("columns: epochs 1-{epochs}; white {vmin:.3}, darkest {vmax:.3}"),
+        1,
+        GREY,
+    );
     for e in 0..edges {
         let y0 = 34 + (e * (width + 1)) as i64 * cell_h;
         c.text(4, y0 + 2, &format!("edge {e}"), 1, BLACK);
@@ -227,7 +286,13 @@ pub fn alpha_heatmap(title: &str, ops: &[Vec<&str>], per_epoch: &[Vec<Vec<f64>>]
             for (t, rows) in per_epoch.iter().enumerate() {
                 let v = ((rows[e][k] - vmin) / span).clamp(0.0, 1.0);
                 let shade = |base: u8| (255.0 - v * (255.0 - base as f64)) as u8;
-                c.fill(label_w + t as i64 * cell_w, y, cell_w, cell_h - 1, [shade(8), shade(48), shade(107)]);
+                c.fill(
+                    label_w + t as i64 * cell_w,
+                    y,
+                    cell_w,
+                    cell_h - 1,
+                    [shade(8), shade(48), shade(107)],
+                );
             }
         }
     }

@@ -51,7 +51,13 @@ pub enum Baseline {
 
 impl Baseline {
     /// Every baseline.
-    pub const ALL: [Baseline; 5] = [Baseline::SpdNet, Baseline::SpdNetBn, Baseline::Random, Baseline::Mdm, Baseline::Tslr];
+    pub const ALL: [Baseline; 5] = [
+        Baseline::SpdNet,
+        Baseline::SpdNetBn,
+        Baseline::Random,
+        Baseline::Mdm,
+        Baseline::Tslr,
+    ];
 
     /// Display name.
     pub fn name(self) -> &'static str {
@@ -81,12 +87,41 @@ impl RunConfig {
     pub fn preset(preset: Preset, data: DataSource, seed: u64) -> Self {
         let (search, train) = match preset {
             Preset::Quick => (
-                SearchConfig { epochs: 3, order: Order::First, arch_lr: 3e-3, seed, ..Default::default() },
-                TrainConfig { epochs: 30, seed, ..Default::default() },
+                SearchConfig {
+                    epochs: 3,
+                    order: Order::First,
+                    arch_lr: 3e-3,
+                    seed,
+                    ..Default::default()
+                },
+                TrainConfig {
+                    epochs: 30,
+                    seed,
+                    ..Default::default()
+                },
             ),
-            Preset::Paper => (SearchConfig { epochs: 100, seed, ..Default::default() }, TrainConfig { epochs: 200, seed, ..Default::default() }),
+            Preset::Paper => (
+                SearchConfig {
+                    epochs: 100,
+                    seed,
+                    ..Default::default()
+                },
+                TrainConfig {
+                    epochs: 200,
+                    seed,
+                    ..Default::default()
+                },
+            ),
         };
-        Self { data, seed, split: SplitFractions::default(), reduced_dim: None, search, train, baselines: Baseline::ALL.to_vec() }
+        Self {
+            data,
+            seed,
+            split: SplitFractions::default(),
+            reduced_dim: None,
+            search,
+            train,
+            baselines: Baseline::ALL.to_vec(),
+        }
     }
 
     /// The network configuration for data of size `n` with `classes` classes.
@@ -183,20 +218,36 @@ pub fn write_text(dir: &Path, name: &str, text: &str) -> Result<()> {
 }
 
 fn write_json<T: Serialize>(dir: &Path, name: &str, value: &T) -> Result<()> {
-    write_text(dir, name, &serde_json::to_string_pretty(value).map_err(|e| AppError::Runtime(e.to_string()))?)
+    write_text(
+        dir,
+        name,
+        &serde_json::to_string_pretty(value).map_err(|e| AppError::Runtime(e.to_string()))?,
+    )
 }
 
 fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
-    let text = std::fs::read_to_string(path).map_err(|e| AppError::Input(format!("{}: {e}", path.display())))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| AppError::Input(format!("{}: {e}", path.display())))?;
     serde_json::from_str(&text).map_err(|e| AppError::Input(format!("{}: {e}", path.display())))
 }
 
 fn jsonl<T: Serialize>(items: &[T]) -> String {
-    items.iter().map(|i| serde_json::to_string(i).expect("serialisable") + "\n").collect()
+    items
+        .iter()
+        .map(|i| serde_json::to_string(i).expect("serialisable") + "\n")
+        .collect()
 }
 
 /// Builds the supernet and α for `data`, or restores them from `dir/checkpoints/search.json`.
-fn search_stage(config: &RunConfig, data: &Dataset, split: &Split, dir: &Path, resume: bool, stop: Option<usize>, progress: &dyn Progress) -> Result<Option<(Search, Vec<EpochLog>, f64)>> {
+fn search_stage(
+    config: &RunConfig,
+    data: &Dataset,
+    split: &Split,
+    dir: &Path,
+    resume: bool,
+    stop: Option<usize>,
+    progress: &dyn Progress,
+) -> Result<Option<(Search, Vec<EpochLog>, f64)>> {
     let ckpt = dir.join("checkpoints").join("search.json");
     let net_config = config.network(data.n(), data.num_classes());
     let mut state = if resume && ckpt.exists() {
@@ -205,8 +256,16 @@ fn search_stage(config: &RunConfig, data: &Dataset, split: &Split, dir: &Path, r
         let mut rng = seeded_rng(config.seed);
         let mut weights = ParamStore::new();
         let network = Network::supernet(&net_config, &mut weights, &mut rng)?;
-        let arch = ArchParams::new(net_config.edges(), net_config.search_space().width(), net_config.arch_normalization, &mut rng)?;
-        SearchCheckpoint { search: Search::new(network, weights, arch, config.search.clone()), logs: Vec::new() }
+        let arch = ArchParams::new(
+            net_config.edges(),
+            net_config.search_space().width(),
+            net_config.arch_normalization,
+            &mut rng,
+        )?;
+        SearchCheckpoint {
+            search: Search::new(network, weights, arch, config.search.clone()),
+            logs: Vec::new(),
+        }
     };
     let start = Instant::now();
     let batches = split.train.len().div_ceil(config.search.batch_size.max(1)) as u64;
@@ -215,15 +274,25 @@ fn search_stage(config: &RunConfig, data: &Dataset, split: &Split, dir: &Path, r
             return Ok(None);
         }
         let epoch = state.logs.len();
-        progress.start(&format!("search epoch {}/{}", epoch + 1, config.search.epochs), batches);
-        let log = state.search.epoch(data, split, epoch, |_, _| progress.tick(""))?;
+        progress.start(
+            &format!("search epoch {}/{}", epoch + 1, config.search.epochs),
+            batches,
+        );
+        let log = state
+            .search
+            .epoch(data, split, epoch, |_, _| progress.tick(""))?;
         progress.finish();
         state.logs.push(log);
         write_text(dir, "search.jsonl", &jsonl(&state.logs))?;
-        std::fs::create_dir_all(ckpt.parent().expect("has parent")).map_err(|e| io_err(&ckpt, e))?;
-        write_json(&ckpt.parent().expect("has parent").to_path_buf(), "search.json", &state)?;
+        let ckpt_dir = dir.join("checkpoints");
+        std::fs::create_dir_all(&ckpt_dir).map_err(|e| io_err(&ckpt_dir, e))?;
+        write_json(&ckpt_dir, "search.json", &state)?;
     }
-    Ok(Some((state.search, state.logs, start.elapsed().as_secs_f64())))
+    Ok(Some((
+        state.search,
+        state.logs,
+        start.elapsed().as_secs_f64(),
+    )))
 }
 
 /// Trains `model` (weights in `weights`) with checkpoints `dir/checkpoints/<name>.json`.
@@ -242,7 +311,11 @@ fn train_stage(
 ) -> Result<Option<(TrainState, f64)>> {
     let ckpt_dir = dir.join("checkpoints");
     let ckpt = ckpt_dir.join(format!("{name}.json"));
-    let mut state = if resume && ckpt.exists() { TrainState::load(&ckpt)? } else { TrainState::new(weights, config) };
+    let mut state = if resume && ckpt.exists() {
+        TrainState::load(&ckpt)?
+    } else {
+        TrainState::new(weights, config)
+    };
     let start = Instant::now();
     let batches = split.train.len().div_ceil(config.batch_size.max(1)) as u64;
     std::fs::create_dir_all(&ckpt_dir).map_err(|e| io_err(&ckpt_dir, e))?;
@@ -250,8 +323,13 @@ fn train_stage(
         if stop.is_some_and(|s| state.epoch >= s) {
             return Ok(None);
         }
-        progress.start(&format!("{name} epoch {}/{}", state.epoch + 1, config.epochs), batches);
-        train_epoch(model, &mut state, data, split, config, |_, _| progress.tick(""))?;
+        progress.start(
+            &format!("{name} epoch {}/{}", state.epoch + 1, config.epochs),
+            batches,
+        );
+        train_epoch(model, &mut state, data, split, config, |_, _| {
+            progress.tick("")
+        })?;
         progress.finish();
         state.save(&ckpt)?;
     }
@@ -259,25 +337,61 @@ fn train_stage(
 }
 
 /// Test accuracy of the best-validation weights of a finished state.
-fn test_accuracy(model: &dyn Classifier, state: &TrainState, data: &Dataset, split: &Split, batch: usize) -> Result<(usize, f64, f64)> {
-    let (epoch, val, best) = state.best.as_ref().ok_or_else(|| AppError::Runtime("training ran no epoch".into()))?;
+fn test_accuracy(
+    model: &dyn Classifier,
+    state: &TrainState,
+    data: &Dataset,
+    split: &Split,
+    batch: usize,
+) -> Result<(usize, f64, f64)> {
+    let (epoch, val, best) = state
+        .best
+        .as_ref()
+        .ok_or_else(|| AppError::Runtime("training ran no epoch".into()))?;
     let (_, test) = evaluate_model(model, best, data, &split.test, batch)?;
     Ok((*epoch, *val, test))
 }
 
 /// Trains and tests one baseline; returns `(test accuracy, trainable parameters)`.
-fn run_baseline(b: Baseline, config: &RunConfig, data: &Dataset, split: &Split, dir: &Path, resume: bool, progress: &dyn Progress) -> Result<(f64, usize)> {
+fn run_baseline(
+    b: Baseline,
+    config: &RunConfig,
+    data: &Dataset,
+    split: &Split,
+    dir: &Path,
+    resume: bool,
+    progress: &dyn Progress,
+) -> Result<(f64, usize)> {
     let mut rng = seeded_rng(config.seed ^ 0xba5e);
     let net_config = config.network(data.n(), data.num_classes());
     let trained = |model: &dyn Classifier, store: ParamStore, name: &str| -> Result<(f64, usize)> {
         let params = store.trainable_values();
-        let (state, _) = train_stage(model, store, name, &config.train, data, split, dir, resume, None, progress)?.expect("no stop");
-        Ok((test_accuracy(model, &state, data, split, config.train.batch_size)?.2, params))
+        let (state, _) = train_stage(
+            model,
+            store,
+            name,
+            &config.train,
+            data,
+            split,
+            dir,
+            resume,
+            None,
+            progress,
+        )?
+        .expect("no stop");
+        Ok((
+            test_accuracy(model, &state, data, split, config.train.batch_size)?.2,
+            params,
+        ))
     };
     match b {
         Baseline::SpdNet | Baseline::SpdNetBn => {
             let bn = b == Baseline::SpdNetBn;
-            let sconf = if data.n() == 20 && data.num_classes() == 3 { SpdNetConfig::radar(bn) } else { SpdNetConfig::scaled(data.n(), data.num_classes(), bn) };
+            let sconf = if data.n() == 20 && data.num_classes() == 3 {
+                SpdNetConfig::radar(bn)
+            } else {
+                SpdNetConfig::scaled(data.n(), data.num_classes(), bn)
+            };
             let mut store = ParamStore::new();
             let net = SpdNet::new(&sconf, &mut store, &mut rng)?;
             trained(&net, store, if bn { "spdnetbn" } else { "spdnet" })
@@ -291,28 +405,53 @@ fn run_baseline(b: Baseline, config: &RunConfig, data: &Dataset, split: &Split, 
         }
         Baseline::Mdm => {
             let m = Mdm::fit(data, &split.train)?;
-            Ok((accuracy(data, &split.test, &m.predict(data, &split.test)?), 0))
+            Ok((
+                accuracy(data, &split.test, &m.predict(data, &split.test)?),
+                0,
+            ))
         }
         Baseline::Tslr => {
             let mut train_val = split.train.clone();
             train_val.sort_unstable();
             let m = Tslr::fit(data, &train_val, 1e-3, 300, config.seed)?;
             let d = data.n() * (data.n() + 1) / 2;
-            Ok((accuracy(data, &split.test, &m.predict(data, &split.test)?), d * data.num_classes() + data.num_classes()))
+            Ok((
+                accuracy(data, &split.test, &m.predict(data, &split.test)?),
+                d * data.num_classes() + data.num_classes(),
+            ))
         }
     }
 }
 
 /// The whole job: search, derive, train, baselines, report; every file in `dir`. With
 /// `resume`, stages continue from the checkpoints in `dir`.
-pub fn run(config: &RunConfig, data: &Dataset, dir: &Path, resume: bool, stop: StopAt, progress: &dyn Progress) -> Result<Outcome> {
+pub fn run(
+    config: &RunConfig,
+    data: &Dataset,
+    dir: &Path,
+    resume: bool,
+    stop: StopAt,
+    progress: &dyn Progress,
+) -> Result<Outcome> {
     let total = Instant::now();
     std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
     write_json(dir, "config.json", config)?;
     let split = stratified_split(data.labels(), config.split, config.seed);
     write_json(dir, "split.json", &split)?;
-    let Some((search, search_logs, search_s)) = search_stage(config, data, &split, dir, resume, stop.search_epochs, progress)? else {
-        return Ok(Outcome::Stopped(format!("search stopped after {} epochs", stop.search_epochs.unwrap_or(0))));
+    let Some((search, search_logs, search_s)) = search_stage(
+        config,
+        data,
+        &split,
+        dir,
+        resume,
+        stop.search_epochs,
+        progress,
+    )?
+    else {
+        return Ok(Outcome::Stopped(format!(
+            "search stopped after {} epochs",
+            stop.search_epochs.unwrap_or(0)
+        )));
     };
     let genotype = search.genotype();
     write_json(dir, "genotype.json", &genotype)?;
@@ -322,22 +461,52 @@ pub fn run(config: &RunConfig, data: &Dataset, dir: &Path, resume: bool, stop: S
     let mut store = ParamStore::new();
     let network = Network::derived(&net_config, &genotype, &mut store, &mut rng)?;
     let params = store.trainable_values();
-    let Some((state, train_s)) = train_stage(&network, store, "train", &config.train, data, &split, dir, resume, stop.train_epochs, progress)? else {
-        return Ok(Outcome::Stopped(format!("training stopped after {} epochs", stop.train_epochs.unwrap_or(0))));
+    let Some((state, train_s)) = train_stage(
+        &network,
+        store,
+        "train",
+        &config.train,
+        data,
+        &split,
+        dir,
+        resume,
+        stop.train_epochs,
+        progress,
+    )?
+    else {
+        return Ok(Outcome::Stopped(format!(
+            "training stopped after {} epochs",
+            stop.train_epochs.unwrap_or(0)
+        )));
     };
     write_text(dir, "train.jsonl", &jsonl(&state.history))?;
-    let (best_epoch, val_accuracy, test) = test_accuracy(&network, &state, data, &split, config.train.batch_size)?;
+    let (best_epoch, val_accuracy, test) =
+        test_accuracy(&network, &state, data, &split, config.train.batch_size)?;
     let best = state.best.as_ref().expect("trained").2.clone();
-    write_json(dir, "model.json", &ModelFile { network, weights: best, config: config.clone() })?;
+    write_json(
+        dir,
+        "model.json",
+        &ModelFile {
+            network,
+            weights: best,
+            config: config.clone(),
+        },
+    )?;
     let mut baselines = BTreeMap::new();
     let mut baseline_params = BTreeMap::new();
-    let mut timings = Timings { search_s, train_s, ..Default::default() };
+    let mut timings = Timings {
+        search_s,
+        train_s,
+        ..Default::default()
+    };
     for b in &config.baselines {
         let t = Instant::now();
         let (acc, p) = run_baseline(*b, config, data, &split, dir, resume, progress)?;
         baselines.insert(b.name().to_string(), acc);
         baseline_params.insert(b.name().to_string(), p);
-        timings.baselines_s.insert(b.name().to_string(), t.elapsed().as_secs_f64());
+        timings
+            .baselines_s
+            .insert(b.name().to_string(), t.elapsed().as_secs_f64());
     }
     let report = Report {
         dataset: config.data.label(),
@@ -383,23 +552,108 @@ pub fn write_genotype_drawing(dir: &Path, genotype: &Genotype) -> Result<()> {
 }
 
 /// `curves.png` (search and training loss/accuracy), `alpha_normal.png`, `alpha_reduce.png`.
-fn write_plots(dir: &Path, search: &[EpochLog], train: &[TrainLog], config: &NetworkConfig) -> Result<()> {
+fn write_plots(
+    dir: &Path,
+    search: &[EpochLog],
+    train: &[TrainLog],
+    config: &NetworkConfig,
+) -> Result<()> {
     let mut c = Canvas::new(900, 520);
     let s = |f: fn(&EpochLog) -> f64| search.iter().map(f).collect::<Vec<_>>();
     let t = |f: fn(&TrainLog) -> f64| train.iter().map(f).collect::<Vec<_>>();
-    panel(&mut c, (10, 10, 420, 240), "search loss", &[Series { name: "train", values: s(|l| l.train_loss) }, Series { name: "val", values: s(|l| l.val_loss) }]);
-    panel(&mut c, (460, 10, 420, 240), "search accuracy", &[Series { name: "train", values: s(|l| l.train_accuracy) }, Series { name: "val", values: s(|l| l.val_accuracy) }]);
-    panel(&mut c, (10, 270, 420, 240), "training loss", &[Series { name: "train", values: t(|l| l.train_loss) }, Series { name: "val", values: t(|l| l.val_loss) }]);
-    panel(&mut c, (460, 270, 420, 240), "training accuracy", &[Series { name: "train", values: t(|l| l.train_accuracy) }, Series { name: "val", values: t(|l| l.val_accuracy) }]);
+    panel(
+        &mut c,
+        (10, 10, 420, 240),
+        "search loss",
+        &[
+            Series {
+                name: "train",
+                values: s(|l| l.train_loss),
+            },
+            Series {
+                name: "val",
+                values: s(|l| l.val_loss),
+            },
+        ],
+    );
+    panel(
+        &mut c,
+        (460, 10, 420, 240),
+        "search accuracy",
+        &[
+            Series {
+                name: "train",
+                values: s(|l| l.train_accuracy),
+            },
+            Series {
+                name: "val",
+                values: s(|l| l.val_accuracy),
+            },
+        ],
+    );
+    panel(
+        &mut c,
+        (10, 270, 420, 240),
+        "training loss",
+        &[
+            Series {
+                name: "train",
+                values: t(|l| l.train_loss),
+            },
+            Series {
+                name: "val",
+                values: t(|l| l.val_loss),
+            },
+        ],
+    );
+    panel(
+        &mut c,
+        (460, 270, 420, 240),
+        "training accuracy",
+        &[
+            Series {
+                name: "train",
+                values: t(|l| l.train_accuracy),
+            },
+            Series {
+                name: "val",
+                values: t(|l| l.val_accuracy),
+            },
+        ],
+    );
     c.save(&dir.join("curves.png"))?;
     let space = config.search_space();
     for (name, reduce) in [("alpha_normal.png", false), ("alpha_reduce.png", true)] {
         let ops: Vec<Vec<&str>> = (0..config.steps)
             .flat_map(|node| 0..2 + node)
-            .map(|source| space.list(reduce && source < 2).iter().map(|p| p.name).collect())
+            .map(|source| {
+                space
+                    .list(reduce && source < 2)
+                    .iter()
+                    .map(|p| p.name)
+                    .collect()
+            })
             .collect();
-        let rows: Vec<Vec<Vec<f64>>> = search.iter().map(|l| if reduce { l.alpha_reduce.clone() } else { l.alpha_normal.clone() }).collect();
-        alpha_heatmap(if reduce { "reduction cell weights by epoch" } else { "normal cell weights by epoch" }, &ops, &rows).save(&dir.join(name))?;
+        let rows: Vec<Vec<Vec<f64>>> = search
+            .iter()
+            .map(|l| {
+                if reduce {
+                    l.alpha_reduce.clone()
+                } else {
+                    l.alpha_normal.clone()
+                }
+            })
+            .collect();
+        alpha_heatmap(
+            if reduce {
+                "reduction cell weights by epoch"
+            } else {
+                "normal cell weights by epoch"
+            },
+            &ops,
+            &rows,
+        )
+        .save(&dir.join(name))?;
     }
     Ok(())
 }
@@ -408,15 +662,43 @@ fn write_plots(dir: &Path, search: &[EpochLog], train: &[TrainLog], config: &Net
 pub fn table(report: &Report, timings: &Timings) -> String {
     let mut s = format!(
         "{} — {} samples, {}×{}, {} classes; split {}/{}/{}\n\n",
-        report.dataset, report.samples, report.n, report.n, report.classes.len(), report.split_sizes.0, report.split_sizes.1, report.split_sizes.2
+        report.dataset,
+        report.samples,
+        report.n,
+        report.n,
+        report.classes.len(),
+        report.split_sizes.0,
+        report.split_sizes.1,
+        report.split_sizes.2
     );
-    s += &format!("{:<16} {:>14} {:>12} {:>10}\n", "method", "test accuracy", "parameters", "time (s)");
-    s += &format!("{:<16} {:>13.2}% {:>12} {:>10.1}\n", "SPDNetNAS", 100.0 * report.test_accuracy, report.params, timings.search_s + timings.train_s);
+    s += &format!(
+        "{:<16} {:>14} {:>12} {:>10}\n",
+        "method", "test accuracy", "parameters", "time (s)"
+    );
+    s += &format!(
+        "{:<16} {:>13.2}% {:>12} {:>10.1}\n",
+        "SPDNetNAS",
+        100.0 * report.test_accuracy,
+        report.params,
+        timings.search_s + timings.train_s
+    );
     for (name, acc) in &report.baselines {
-        s += &format!("{:<16} {:>13.2}% {:>12} {:>10.1}\n", name, 100.0 * acc, report.baseline_params[name], timings.baselines_s.get(name).copied().unwrap_or(0.0));
+        s += &format!(
+            "{:<16} {:>13.2}% {:>12} {:>10.1}\n",
+            name,
+            100.0 * acc,
+            report.baseline_params[name],
+            timings.baselines_s.get(name).copied().unwrap_or(0.0)
+        );
     }
-    s += &format!("\nsearched genotype:\n  normal: {:?}\n  reduce: {:?}\n", report.genotype.normal, report.genotype.reduce);
-    s += &format!("SPDNetNAS time = search {:.1} s + training {:.1} s; total run {:.1} s\n", timings.search_s, timings.train_s, timings.total_s);
+    s += &format!(
+        "\nsearched genotype:\n  normal: {:?}\n  reduce: {:?}\n",
+        report.genotype.normal, report.genotype.reduce
+    );
+    s += &format!(
+        "SPDNetNAS time = search {:.1} s + training {:.1} s; total run {:.1} s\n",
+        timings.search_s, timings.train_s, timings.total_s
+    );
     s
 }
 
@@ -432,7 +714,8 @@ pub fn genotype_from(name_or_file: &str) -> Result<Genotype> {
             Genotype::PUBLISHED.join(", ")
         )));
     }
-    let text = std::fs::read_to_string(&path).map_err(|e| AppError::Input(format!("{}: {e}", path.display())))?;
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| AppError::Input(format!("{}: {e}", path.display())))?;
     Genotype::from_json(&text).map_err(|e| AppError::Input(format!("{}: {e}", path.display())))
 }
 
@@ -456,10 +739,16 @@ pub fn evaluate_file(model_path: &Path, data: Option<&Dataset>) -> Result<(f64, 
             (&own, split.test)
         }
     };
-    if data.n() != m.network.config.input_dim || data.num_classes() != m.network.config.num_classes {
+    if data.n() != m.network.config.input_dim || data.num_classes() != m.network.config.num_classes
+    {
         return Err(AppError::Input(format!(
             "the model takes {}×{} matrices in {} classes, the data has {}×{} in {}",
-            m.network.config.input_dim, m.network.config.input_dim, m.network.config.num_classes, data.n(), data.n(), data.num_classes()
+            m.network.config.input_dim,
+            m.network.config.input_dim,
+            m.network.config.num_classes,
+            data.n(),
+            data.n(),
+            data.num_classes()
         )));
     }
     let (_, acc) = evaluate_model(&m.network, &m.weights, data, &indices, 30)?;
@@ -467,12 +756,19 @@ pub fn evaluate_file(model_path: &Path, data: Option<&Dataset>) -> Result<(f64, 
 }
 
 /// `spdnas search`: the search stage alone; writes `search.jsonl`, `genotype.json`, `.dot`.
-pub fn search_only(config: &RunConfig, data: &Dataset, dir: &Path, resume: bool, progress: &dyn Progress) -> Result<(Genotype, Vec<EpochLog>)> {
+pub fn search_only(
+    config: &RunConfig,
+    data: &Dataset,
+    dir: &Path,
+    resume: bool,
+    progress: &dyn Progress,
+) -> Result<(Genotype, Vec<EpochLog>)> {
     std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
     write_json(dir, "config.json", config)?;
     let split = stratified_split(data.labels(), config.split, config.seed);
     write_json(dir, "split.json", &split)?;
-    let (search, logs, _) = search_stage(config, data, &split, dir, resume, None, progress)?.expect("no stop");
+    let (search, logs, _) =
+        search_stage(config, data, &split, dir, resume, None, progress)?.expect("no stop");
     let genotype = search.genotype();
     write_json(dir, "genotype.json", &genotype)?;
     write_genotype_drawing(dir, &genotype)?;
@@ -481,24 +777,63 @@ pub fn search_only(config: &RunConfig, data: &Dataset, dir: &Path, resume: bool,
 
 /// `spdnas train`: trains the network of `genotype`; writes `train.jsonl` and `model.json`;
 /// returns `(best epoch, validation accuracy, test accuracy, parameters)`.
-pub fn train_only(config: &RunConfig, genotype: &Genotype, data: &Dataset, dir: &Path, resume: bool, progress: &dyn Progress) -> Result<(usize, f64, f64, usize)> {
+pub fn train_only(
+    config: &RunConfig,
+    genotype: &Genotype,
+    data: &Dataset,
+    dir: &Path,
+    resume: bool,
+    progress: &dyn Progress,
+) -> Result<(usize, f64, f64, usize)> {
     let net_config = config.network(data.n(), data.num_classes());
     let mut store = ParamStore::new();
-    let network = Network::derived(&net_config, genotype, &mut store, &mut seeded_rng(config.seed ^ 0xde71))?;
+    let network = Network::derived(
+        &net_config,
+        genotype,
+        &mut store,
+        &mut seeded_rng(config.seed ^ 0xde71),
+    )?;
     let params = store.trainable_values();
     std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
     write_json(dir, "config.json", config)?;
     let split = stratified_split(data.labels(), config.split, config.seed);
-    let (state, _) = train_stage(&network, store, "train", &config.train, data, &split, dir, resume, None, progress)?.expect("no stop");
+    let (state, _) = train_stage(
+        &network,
+        store,
+        "train",
+        &config.train,
+        data,
+        &split,
+        dir,
+        resume,
+        None,
+        progress,
+    )?
+    .expect("no stop");
     write_text(dir, "train.jsonl", &jsonl(&state.history))?;
-    let (epoch, val, test) = test_accuracy(&network, &state, data, &split, config.train.batch_size)?;
+    let (epoch, val, test) =
+        test_accuracy(&network, &state, data, &split, config.train.batch_size)?;
     let best = state.best.as_ref().expect("trained").2.clone();
-    write_json(dir, "model.json", &ModelFile { network, weights: best, config: config.clone() })?;
+    write_json(
+        dir,
+        "model.json",
+        &ModelFile {
+            network,
+            weights: best,
+            config: config.clone(),
+        },
+    )?;
     Ok((epoch, val, test, params))
 }
 
 /// `spdnas baseline`: one baseline's test accuracy and parameter count.
-pub fn baseline_only(b: Baseline, config: &RunConfig, data: &Dataset, dir: &Path, progress: &dyn Progress) -> Result<(f64, usize)> {
+pub fn baseline_only(
+    b: Baseline,
+    config: &RunConfig,
+    data: &Dataset,
+    dir: &Path,
+    progress: &dyn Progress,
+) -> Result<(f64, usize)> {
     std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
     let split = stratified_split(data.labels(), config.split, config.seed);
     run_baseline(b, config, data, &split, dir, false, progress)
@@ -506,7 +841,9 @@ pub fn baseline_only(b: Baseline, config: &RunConfig, data: &Dataset, dir: &Path
 
 /// `runs/<UTC timestamp>` (`YYYYMMDD-HHMMSS`).
 pub fn default_run_dir() -> PathBuf {
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
     // civil date from days since 1970-01-01 (Howard Hinnant's algorithm)
     let z = days + 719_468;
@@ -518,5 +855,10 @@ pub fn default_run_dir() -> PathBuf {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    PathBuf::from("runs").join(format!("{year:04}{month:02}{day:02}-{:02}{:02}{:02}", rem / 3600, rem % 3600 / 60, rem % 60))
+    PathBuf::from("runs").join(format!(
+        "{year:04}{month:02}{day:02}-{:02}{:02}{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    ))
 }

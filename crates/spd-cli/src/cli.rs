@@ -284,7 +284,11 @@ impl DataArgs {
 
     fn source(&self, seed: u64) -> DataSource {
         match (&self.data, self.dataset) {
-            (Some(path), _) => DataSource::path(path.clone(), self.format.map(Format::from), self.labels.clone()),
+            (Some(path), _) => DataSource::path(
+                path.clone(),
+                self.format.map(Format::from),
+                self.labels.clone(),
+            ),
             (None, Some(DatasetArg::Basicmotions)) => DataSource::BasicMotions,
             _ => {
                 let mut config = RadarConfig::default();
@@ -325,7 +329,10 @@ impl ScheduleArgs {
 }
 
 fn print_json<T: serde::Serialize>(value: &T) {
-    println!("{}", serde_json::to_string_pretty(value).expect("serialisable"));
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).expect("serialisable")
+    );
 }
 
 /// Runs the parsed command.
@@ -339,16 +346,30 @@ pub fn execute(cli: Cli) -> Result<(), AppError> {
     }
     let bars = Bars::new(cli.quiet);
     match cli.command {
-        Command::Run { data, schedule, out, resume, baselines, stop_after_search_epochs, stop_after_train_epochs } => {
+        Command::Run {
+            data,
+            schedule,
+            out,
+            resume,
+            baselines,
+            stop_after_search_epochs,
+            stop_after_train_epochs,
+        } => {
             let mut config = schedule.config(data.source(schedule.seed));
             if let Some(b) = baselines {
                 config.baselines = b.into_iter().map(Baseline::from).collect();
             }
             let dataset = config.data.load()?;
             let dir = out.unwrap_or_else(app::default_run_dir);
-            let stop = StopAt { search_epochs: stop_after_search_epochs, train_epochs: stop_after_train_epochs };
+            let stop = StopAt {
+                search_epochs: stop_after_search_epochs,
+                train_epochs: stop_after_train_epochs,
+            };
             match app::run(&config, &dataset, &dir, resume, stop, &bars)? {
-                Outcome::Stopped(why) => eprintln!("spdnas: {why}; continue with --resume --out {}", dir.display()),
+                Outcome::Stopped(why) => eprintln!(
+                    "spdnas: {why}; continue with --resume --out {}",
+                    dir.display()
+                ),
                 Outcome::Done(report, timings) => {
                     if cli.json {
                         print_json(&report);
@@ -359,7 +380,12 @@ pub fn execute(cli: Cli) -> Result<(), AppError> {
                 }
             }
         }
-        Command::Search { data, schedule, out, resume } => {
+        Command::Search {
+            data,
+            schedule,
+            out,
+            resume,
+        } => {
             let config = schedule.config(data.source(schedule.seed));
             let dataset = config.data.load()?;
             let dir = out.unwrap_or_else(app::default_run_dir);
@@ -368,25 +394,51 @@ pub fn execute(cli: Cli) -> Result<(), AppError> {
                 print_json(&genotype);
             } else {
                 for l in &logs {
-                    println!("epoch {:>3}: train {:.3} / val {:.3} accuracy, {:.1} s", l.epoch, l.train_accuracy, l.val_accuracy, l.elapsed_s);
+                    println!(
+                        "epoch {:>3}: train {:.3} / val {:.3} accuracy, {:.1} s",
+                        l.epoch, l.train_accuracy, l.val_accuracy, l.elapsed_s
+                    );
                 }
-                println!("genotype:\n  normal: {:?}\n  reduce: {:?}\nwritten to {}", genotype.normal, genotype.reduce, dir.display());
+                println!(
+                    "genotype:\n  normal: {:?}\n  reduce: {:?}\nwritten to {}",
+                    genotype.normal,
+                    genotype.reduce,
+                    dir.display()
+                );
             }
         }
-        Command::Train { genotype, data, schedule, out, resume } => {
+        Command::Train {
+            genotype,
+            data,
+            schedule,
+            out,
+            resume,
+        } => {
             let genotype = app::genotype_from(&genotype)?;
             let config = schedule.config(data.source(schedule.seed));
             let dataset = config.data.load()?;
             let dir = out.unwrap_or_else(app::default_run_dir);
-            let (epoch, val, test, params) = app::train_only(&config, &genotype, &dataset, &dir, resume, &bars)?;
+            let (epoch, val, test, params) =
+                app::train_only(&config, &genotype, &dataset, &dir, resume, &bars)?;
             if cli.json {
-                print_json(&serde_json::json!({"test_accuracy": test, "val_accuracy": val, "best_epoch": epoch, "params": params}));
+                print_json(
+                    &serde_json::json!({"test_accuracy": test, "val_accuracy": val, "best_epoch": epoch, "params": params}),
+                );
             } else {
-                println!("test accuracy {:.2} % (best validation {:.2} % at epoch {epoch}); {params} parameters; model in {}", 100.0 * test, 100.0 * val, dir.join("model.json").display());
+                println!(
+                    "test accuracy {:.2} % (best validation {:.2} % at epoch {epoch}); {params} parameters; model in {}",
+                    100.0 * test,
+                    100.0 * val,
+                    dir.join("model.json").display()
+                );
             }
         }
         Command::Eval { checkpoint, data } => {
-            let dataset = if data.given() { Some(data.source(0).load()?) } else { None };
+            let dataset = if data.given() {
+                Some(data.source(0).load()?)
+            } else {
+                None
+            };
             let (acc, n) = app::evaluate_file(&checkpoint, dataset.as_ref())?;
             if cli.json {
                 print_json(&serde_json::json!({"accuracy": acc, "samples": n}));
@@ -394,30 +446,58 @@ pub fn execute(cli: Cli) -> Result<(), AppError> {
                 println!("accuracy {:.2} % on {n} samples", 100.0 * acc);
             }
         }
-        Command::Baseline { which, data, schedule, out } => {
+        Command::Baseline {
+            which,
+            data,
+            schedule,
+            out,
+        } => {
             let config = schedule.config(data.source(schedule.seed));
             let dataset = config.data.load()?;
             let dir = out.unwrap_or_else(app::default_run_dir);
             let b = Baseline::from(which);
             let (acc, params) = app::baseline_only(b, &config, &dataset, &dir, &bars)?;
             if cli.json {
-                print_json(&serde_json::json!({"baseline": b.name(), "test_accuracy": acc, "params": params}));
+                print_json(
+                    &serde_json::json!({"baseline": b.name(), "test_accuracy": acc, "params": params}),
+                );
             } else {
-                println!("{}: test accuracy {:.2} %, {params} parameters", b.name(), 100.0 * acc);
+                println!(
+                    "{}: test accuracy {:.2} %, {params} parameters",
+                    b.name(),
+                    100.0 * acc
+                );
             }
         }
-        Command::Genotype { action, genotype, input_dim, reduced_dim, classes } => {
+        Command::Genotype {
+            action,
+            genotype,
+            input_dim,
+            reduced_dim,
+            classes,
+        } => {
             let g = app::genotype_from(&genotype)?;
             match action {
                 GenotypeAction::Show => println!("{}", g.to_json()),
                 GenotypeAction::Dot => print!("{}", g.to_dot()),
                 GenotypeAction::Params => {
-                    let config = NetworkConfig::paper(input_dim, reduced_dim.unwrap_or(input_dim.div_ceil(2)), classes);
+                    let config = NetworkConfig::paper(
+                        input_dim,
+                        reduced_dim.unwrap_or(input_dim.div_ceil(2)),
+                        classes,
+                    );
                     println!("{}", app::genotype_params(&g, &config)?);
                 }
             }
         }
-        Command::Data(DataCommand::Generate { kind, out, per_class, snr, n, seed }) => match kind {
+        Command::Data(DataCommand::Generate {
+            kind,
+            out,
+            per_class,
+            snr,
+            n,
+            seed,
+        }) => match kind {
             GenerateKind::Radar => {
                 let mut config = RadarConfig::default();
                 if let Some(p) = per_class {
@@ -431,24 +511,41 @@ pub fn execute(cli: Cli) -> Result<(), AppError> {
                 println!("{} signals in {}", signals.signals.len(), out.display());
             }
             GenerateKind::Gaussian => {
-                let config = GaussianConfig { n, per_class: per_class.unwrap_or(100), ..Default::default() };
+                let config = GaussianConfig {
+                    n,
+                    per_class: per_class.unwrap_or(100),
+                    ..Default::default()
+                };
                 let d = generate_gaussian(&config, seed)?;
                 spdnas::data::folder::write_matrix_folder(&out, "gaussian", &d)?;
                 println!("{} matrices in {}", d.len(), out.display());
             }
         },
-        Command::Data(DataCommand::Inspect { path, format, labels }) => {
+        Command::Data(DataCommand::Inspect {
+            path,
+            format,
+            labels,
+        }) => {
             let source = DataSource::path(path, format.map(Format::from), labels);
             let d = source.load()?;
             let s = d.summary();
             if cli.json {
                 print_json(&s);
             } else {
-                println!("{}: {} samples of {}×{} SPD matrices (all valid)", source.label(), s.samples, s.n, s.n);
+                println!(
+                    "{}: {} samples of {}×{} SPD matrices (all valid)",
+                    source.label(),
+                    s.samples,
+                    s.n,
+                    s.n
+                );
                 for (name, count) in &s.classes {
                     println!("  class {name}: {count}");
                 }
-                println!("eigenvalues in [{:.3e}, {:.3e}], largest condition number {:.3e}", s.min_eigenvalue, s.max_eigenvalue, s.max_condition);
+                println!(
+                    "eigenvalues in [{:.3e}, {:.3e}], largest condition number {:.3e}",
+                    s.min_eigenvalue, s.max_eigenvalue, s.max_condition
+                );
             }
         }
     }

@@ -16,17 +16,26 @@ pub struct Bars {
 impl Bars {
     /// Visible unless `quiet` or stdout is not a terminal.
     pub fn new(quiet: bool) -> Self {
-        Self { visible: !quiet && std::io::stdout().is_terminal(), bar: Mutex::new(None) }
+        Self {
+            visible: !quiet && std::io::stdout().is_terminal(),
+            bar: Mutex::new(None),
+        }
     }
 }
 
 impl Progress for Bars {
     fn start(&self, label: &str, total: u64) {
-        let bar = if self.visible { ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr()) } else { ProgressBar::hidden() };
+        let bar = if self.visible {
+            ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr())
+        } else {
+            ProgressBar::hidden()
+        };
         bar.set_style(
-            ProgressStyle::with_template("{msg:<28} [{bar:32}] {pos}/{len} {elapsed_precise} ETA {eta}")
-                .expect("valid template")
-                .progress_chars("=> "),
+            ProgressStyle::with_template(
+                "{msg:<28} [{bar:32}] {pos}/{len} {elapsed_precise} ETA {eta}",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
         );
         bar.set_message(label.to_string());
         *self.bar.lock().expect("not poisoned") = Some(bar);

@@ -42,43 +42,87 @@ pub struct SpdNetConfig {
 impl SpdNetConfig {
     /// Brooks et al.'s RADAR net: BiMap 20→16, ReEig, BiMap 16→8, LogEig, FC 64→3 (spec §6.3).
     pub fn radar(batch_norm: bool) -> Self {
-        Self { dims: vec![20, 16, 8], batch_norm, num_classes: 3 }
+        Self {
+            dims: vec![20, 16, 8],
+            batch_norm,
+            num_classes: 3,
+        }
     }
 
     /// The HDM05 net: BiMap 93→30, LogEig, FC 900→117 (spec §6.3).
     pub fn hdm05(batch_norm: bool) -> Self {
-        Self { dims: vec![93, 30], batch_norm, num_classes: 117 }
+        Self {
+            dims: vec![93, 30],
+            batch_norm,
+            num_classes: 117,
+        }
     }
 
     /// The RADAR layout scaled to an input of size `n` (`n → ⌈4n/5⌉ → ⌈2n/5⌉`).
     pub fn scaled(n: usize, num_classes: usize, batch_norm: bool) -> Self {
         let a = (4 * n).div_ceil(5).max(1);
         let b = (2 * n).div_ceil(5).max(1);
-        Self { dims: vec![n, a, b], batch_norm, num_classes }
+        Self {
+            dims: vec![n, a, b],
+            batch_norm,
+            num_classes,
+        }
     }
 }
 
 impl SpdNet {
     /// Registers the layers.
-    pub fn new<R: Rng + ?Sized>(config: &SpdNetConfig, store: &mut ParamStore, rng: &mut R) -> Result<Self> {
+    pub fn new<R: Rng + ?Sized>(
+        config: &SpdNetConfig,
+        store: &mut ParamStore,
+        rng: &mut R,
+    ) -> Result<Self> {
         if config.dims.len() < 2 {
-            return Err(NasError::Config("an SPDNet needs at least one BiMap".into()));
+            return Err(NasError::Config(
+                "an SPDNet needs at least one BiMap".into(),
+            ));
         }
         let mut blocks = Vec::new();
         for (i, w) in config.dims.windows(2).enumerate() {
-            let bimap = BiMapLayer::new(store, &format!("spdnet.bimap{i}"), (1, 1), (w[0], w[1]), rng)?;
-            let bn = if config.batch_norm { Some(BatchNormSpd::new(store, &format!("spdnet.bn{i}"), w[1])?) } else { None };
+            let bimap = BiMapLayer::new(
+                store,
+                &format!("spdnet.bimap{i}"),
+                (1, 1),
+                (w[0], w[1]),
+                rng,
+            )?;
+            let bn = if config.batch_norm {
+                Some(BatchNormSpd::new(store, &format!("spdnet.bn{i}"), w[1])?)
+            } else {
+                None
+            };
             blocks.push((bimap, bn));
         }
         let last = *config.dims.last().expect("two dims");
         let vectorize = Vectorize::Full;
-        let head = LinearLayer::new(store, "spdnet.classifier", vectorize.len(last), config.num_classes, rng)?;
-        Ok(Self { blocks, head, vectorize })
+        let head = LinearLayer::new(
+            store,
+            "spdnet.classifier",
+            vectorize.len(last),
+            config.num_classes,
+            rng,
+        )?;
+        Ok(Self {
+            blocks,
+            head,
+            vectorize,
+        })
     }
 }
 
 impl Classifier for SpdNet {
-    fn logits(&self, g: &mut Graph, weights: &ParamStore, ctx: &mut ForwardCtx, x: Var) -> Result<Var> {
+    fn logits(
+        &self,
+        g: &mut Graph,
+        weights: &ParamStore,
+        ctx: &mut ForwardCtx,
+        x: Var,
+    ) -> Result<Var> {
         let mut h = x;
         let n = self.blocks.len();
         for (i, (bimap, bn)) in self.blocks.iter().enumerate() {
@@ -109,14 +153,22 @@ pub fn random_genotype<R: Rng + ?Sized>(config: &NetworkConfig, rng: &mut R) -> 
             }
             for source in [a, b] {
                 let list = space.list(reduction && source < 2);
-                entries.push((list[rng.random_range(1..list.len())].name.to_string(), source));
+                entries.push((
+                    list[rng.random_range(1..list.len())].name.to_string(),
+                    source,
+                ));
             }
         }
         entries
     };
     let normal = cell(false);
     let reduce = cell(true);
-    Genotype { normal, reduce, space: config.space, naming: config.naming }
+    Genotype {
+        normal,
+        reduce,
+        space: config.space,
+        naming: config.naming,
+    }
 }
 
 /// Minimum distance to the Riemannian mean (Barachant et al. 2012): one Karcher mean per
@@ -131,11 +183,20 @@ impl Mdm {
     pub fn fit(data: &Dataset, indices: &[usize]) -> Result<Self> {
         let means = (0..data.num_classes())
             .map(|c| {
-                let mats: Vec<_> = indices.iter().filter(|&&i| data.labels()[i] == c).map(|&i| data.matrix(i)).collect();
+                let mats: Vec<_> = indices
+                    .iter()
+                    .filter(|&&i| data.labels()[i] == c)
+                    .map(|&i| data.matrix(i))
+                    .collect();
                 if mats.is_empty() {
-                    return Err(NasError::Config(format!("class {} has no training sample", data.class_names()[c])));
+                    return Err(NasError::Config(format!(
+                        "class {} has no training sample",
+                        data.class_names()[c]
+                    )));
                 }
-                Ok(karcher_mean(&mats, None, KarcherOptions::default()).map_err(|e| NasError::Config(e.to_string()))?.mean)
+                Ok(karcher_mean(&mats, None, KarcherOptions::default())
+                    .map_err(|e| NasError::Config(e.to_string()))?
+                    .mean)
             })
             .collect::<Result<_>>()?;
         Ok(Self { means })
@@ -152,7 +213,9 @@ impl Mdm {
                     .map(|m| distance(m.as_ref(), data.matrix(i)))
                     .collect::<std::result::Result<_, _>>()
                     .map_err(|e| NasError::Config(e.to_string()))?;
-                Ok((0..d.len()).min_by(|&a, &b| d[a].total_cmp(&d[b])).expect("classes"))
+                Ok((0..d.len())
+                    .min_by(|&a, &b| d[a].total_cmp(&d[b]))
+                    .expect("classes"))
             })
             .collect()
     }
@@ -171,34 +234,67 @@ pub struct Tslr {
     head: LinearLayer,
 }
 
-fn tangent_features(reference: &SpdPoint, data: &Dataset, indices: &[usize]) -> Result<Vec<Vec<f64>>> {
+fn tangent_features(
+    reference: &SpdPoint,
+    data: &Dataset,
+    indices: &[usize],
+) -> Result<Vec<Vec<f64>>> {
     let n = data.n();
     indices
         .iter()
         .map(|&i| {
             let w = reference.whiten(data.matrix(i));
             let l = spd_linalg::logm(w.as_ref()).map_err(|e| NasError::Config(e.to_string()))?;
-            Ok((0..n).flat_map(|j| (0..=j).map(move |r| (r, j))).map(|(r, j)| if r == j { l[(r, j)] } else { std::f64::consts::SQRT_2 * l[(r, j)] }).collect())
+            Ok((0..n)
+                .flat_map(|j| (0..=j).map(move |r| (r, j)))
+                .map(|(r, j)| {
+                    if r == j {
+                        l[(r, j)]
+                    } else {
+                        std::f64::consts::SQRT_2 * l[(r, j)]
+                    }
+                })
+                .collect())
         })
         .collect()
 }
 
 impl Tslr {
     /// Fits on `indices` with L2 strength `lambda` and `iterations` Adam steps.
-    pub fn fit(data: &Dataset, indices: &[usize], lambda: f64, iterations: usize, seed: u64) -> Result<Self> {
+    pub fn fit(
+        data: &Dataset,
+        indices: &[usize],
+        lambda: f64,
+        iterations: usize,
+        seed: u64,
+    ) -> Result<Self> {
         let mats: Vec<_> = indices.iter().map(|&i| data.matrix(i)).collect();
-        let m = karcher_mean(&mats, None, KarcherOptions::default()).map_err(|e| NasError::Config(e.to_string()))?;
-        let reference = SpdPoint::new(m.mean.as_ref()).map_err(|e| NasError::Config(e.to_string()))?;
+        let m = karcher_mean(&mats, None, KarcherOptions::default())
+            .map_err(|e| NasError::Config(e.to_string()))?;
+        let reference =
+            SpdPoint::new(m.mean.as_ref()).map_err(|e| NasError::Config(e.to_string()))?;
         let feats = tangent_features(&reference, data, indices)?;
         let d = feats[0].len();
-        let mean: Vec<f64> = (0..d).map(|j| feats.iter().map(|f| f[j]).sum::<f64>() / feats.len() as f64).collect();
+        let mean: Vec<f64> = (0..d)
+            .map(|j| feats.iter().map(|f| f[j]).sum::<f64>() / feats.len() as f64)
+            .collect();
         let scale: Vec<f64> = (0..d)
-            .map(|j| (feats.iter().map(|f| (f[j] - mean[j]).powi(2)).sum::<f64>() / feats.len() as f64).sqrt().max(1e-12))
+            .map(|j| {
+                (feats.iter().map(|f| (f[j] - mean[j]).powi(2)).sum::<f64>() / feats.len() as f64)
+                    .sqrt()
+                    .max(1e-12)
+            })
             .collect();
         let x = standardized(&feats, &mean, &scale)?;
         let y: Vec<usize> = indices.iter().map(|&i| data.labels()[i]).collect();
         let mut store = ParamStore::new();
-        let head = LinearLayer::new(&mut store, "tslr", d, data.num_classes(), &mut spd_linalg::random::seeded_rng(seed))?;
+        let head = LinearLayer::new(
+            &mut store,
+            "tslr",
+            d,
+            data.num_classes(),
+            &mut spd_linalg::random::seeded_rng(seed),
+        )?;
         let mut adam = Adam::new(0.05);
         for _ in 0..iterations {
             let mut g = Graph::new();
@@ -211,7 +307,13 @@ impl Tslr {
             let total = spd_autograd::ops::arith::add(&mut g, loss, penalty)?;
             adam.step(&mut store, &g.backward(total)?)?;
         }
-        Ok(Self { reference, mean, scale, store, head })
+        Ok(Self {
+            reference,
+            mean,
+            scale,
+            store,
+            head,
+        })
     }
 
     /// Predicted classes.
@@ -226,12 +328,19 @@ impl Tslr {
 
 fn standardized(feats: &[Vec<f64>], mean: &[f64], scale: &[f64]) -> Result<Tensor> {
     let d = mean.len();
-    let data: Vec<f64> = feats.iter().flat_map(|f| (0..d).map(move |j| (f[j] - mean[j]) / scale[j])).collect();
+    let data: Vec<f64> = feats
+        .iter()
+        .flat_map(|f| (0..d).map(move |j| (f[j] - mean[j]) / scale[j]))
+        .collect();
     Ok(Tensor::from_vec([feats.len(), 1, 1, d], data)?)
 }
 
 /// Fraction of `predicted` equal to the labels of `indices`.
 pub fn accuracy(data: &Dataset, indices: &[usize], predicted: &[usize]) -> f64 {
-    let hits = indices.iter().zip(predicted).filter(|(i, p)| data.labels()[**i] == **p).count();
+    let hits = indices
+        .iter()
+        .zip(predicted)
+        .filter(|(i, p)| data.labels()[**i] == **p)
+        .count();
     hits as f64 / indices.len().max(1) as f64
 }

@@ -21,11 +21,23 @@ use crate::search::batch;
 /// A model mapping `[B, 1, n, n]` inputs to logits.
 pub trait Classifier {
     /// The logits `[B, 1, 1, classes]`.
-    fn logits(&self, g: &mut Graph, weights: &ParamStore, ctx: &mut ForwardCtx, x: Var) -> Result<Var>;
+    fn logits(
+        &self,
+        g: &mut Graph,
+        weights: &ParamStore,
+        ctx: &mut ForwardCtx,
+        x: Var,
+    ) -> Result<Var>;
 }
 
 impl Classifier for crate::network::Network {
-    fn logits(&self, g: &mut Graph, weights: &ParamStore, ctx: &mut ForwardCtx, x: Var) -> Result<Var> {
+    fn logits(
+        &self,
+        g: &mut Graph,
+        weights: &ParamStore,
+        ctx: &mut ForwardCtx,
+        x: Var,
+    ) -> Result<Var> {
         self.forward(g, weights, None, ctx, x)
     }
 }
@@ -51,7 +63,15 @@ pub struct TrainConfig {
 
 impl Default for TrainConfig {
     fn default() -> Self {
-        Self { epochs: 200, batch_size: 30, lr: 0.025, momentum: 0.0, grad_clip: 5.0, patience: None, seed: 0 }
+        Self {
+            epochs: 200,
+            batch_size: 30,
+            lr: 0.025,
+            momentum: 0.0,
+            grad_clip: 5.0,
+            patience: None,
+            seed: 0,
+        }
     }
 }
 
@@ -90,13 +110,25 @@ pub struct TrainState {
 impl TrainState {
     /// A fresh state for `weights`.
     pub fn new(weights: ParamStore, config: &TrainConfig) -> Self {
-        Self { epoch: 0, weights, optimizer: Sgd::new(config.lr).with_momentum(config.momentum), best: None, history: Vec::new() }
+        Self {
+            epoch: 0,
+            weights,
+            optimizer: Sgd::new(config.lr).with_momentum(config.momentum),
+            best: None,
+            history: Vec::new(),
+        }
     }
 
     /// Reads a checkpoint written by [`TrainState::save`].
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| NasError::Config(format!("{}: {e}", path.display())))?;
-        serde_json::from_str(&text).map_err(|e| NasError::Config(format!("{}: not a training checkpoint ({e})", path.display())))
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| NasError::Config(format!("{}: {e}", path.display())))?;
+        serde_json::from_str(&text).map_err(|e| {
+            NasError::Config(format!(
+                "{}: not a training checkpoint ({e})",
+                path.display()
+            ))
+        })
     }
 
     /// Writes the state atomically (temporary file, then rename).
@@ -118,7 +150,13 @@ impl TrainState {
 }
 
 /// Mean loss and accuracy of `model` on `indices` (evaluation mode).
-pub fn evaluate_model(model: &dyn Classifier, weights: &ParamStore, data: &Dataset, indices: &[usize], batch_size: usize) -> Result<(f64, f64)> {
+pub fn evaluate_model(
+    model: &dyn Classifier,
+    weights: &ParamStore,
+    data: &Dataset,
+    indices: &[usize],
+    batch_size: usize,
+) -> Result<(f64, f64)> {
     let (mut loss, mut correct) = (0.0, 0);
     for chunk in indices.chunks(batch_size.max(1)) {
         let (x, y) = batch(data, chunk)?;
@@ -126,7 +164,11 @@ pub fn evaluate_model(model: &dyn Classifier, weights: &ParamStore, data: &Datas
         g.freeze(weights);
         let xv = g.constant(x);
         let logits = model.logits(&mut g, weights, &mut ForwardCtx::eval(), xv)?;
-        correct += argmax_rows(g.value(logits)).iter().zip(&y).filter(|(p, t)| p == t).count();
+        correct += argmax_rows(g.value(logits))
+            .iter()
+            .zip(&y)
+            .filter(|(p, t)| p == t)
+            .count();
         let l = cross_entropy(&mut g, logits, &y)?;
         loss += g.value(l).data()[0] * y.len() as f64;
     }
@@ -135,7 +177,13 @@ pub fn evaluate_model(model: &dyn Classifier, weights: &ParamStore, data: &Datas
 }
 
 /// Predicted classes of `model` on `indices`.
-pub fn predict(model: &dyn Classifier, weights: &ParamStore, data: &Dataset, indices: &[usize], batch_size: usize) -> Result<Vec<usize>> {
+pub fn predict(
+    model: &dyn Classifier,
+    weights: &ParamStore,
+    data: &Dataset,
+    indices: &[usize],
+    batch_size: usize,
+) -> Result<Vec<usize>> {
     let mut out = Vec::with_capacity(indices.len());
     for chunk in indices.chunks(batch_size.max(1)) {
         let (x, _) = batch(data, chunk)?;
@@ -167,7 +215,11 @@ pub fn train_epoch(
         let xv = g.constant(x);
         let mut ctx = ForwardCtx::train();
         let logits = model.logits(&mut g, &state.weights, &mut ctx, xv)?;
-        correct += argmax_rows(g.value(logits)).iter().zip(&y).filter(|(p, t)| p == t).count();
+        correct += argmax_rows(g.value(logits))
+            .iter()
+            .zip(&y)
+            .filter(|(p, t)| p == t)
+            .count();
         let loss = cross_entropy(&mut g, logits, &y)?;
         loss_sum += g.value(loss).data()[0] * y.len() as f64;
         seen += y.len();
@@ -177,7 +229,8 @@ pub fn train_epoch(
         ctx.commit(&mut state.weights);
         progress(i + 1, batches.len());
     }
-    let (val_loss, val_accuracy) = evaluate_model(model, &state.weights, data, &split.val, config.batch_size)?;
+    let (val_loss, val_accuracy) =
+        evaluate_model(model, &state.weights, data, &split.val, config.batch_size)?;
     let log = TrainLog {
         epoch,
         train_loss: loss_sum / seen.max(1) as f64,
@@ -185,7 +238,11 @@ pub fn train_epoch(
         val_loss,
         val_accuracy,
     };
-    if state.best.as_ref().is_none_or(|(_, acc, _)| val_accuracy > *acc) {
+    if state
+        .best
+        .as_ref()
+        .is_none_or(|(_, acc, _)| val_accuracy > *acc)
+    {
         state.best = Some((epoch, val_accuracy, state.weights.clone()));
     }
     state.history.push(log.clone());

@@ -1,0 +1,166 @@
+//! The `spdnas` binary: exit codes, one-line errors, nothing written on bad input, and a tiny
+//! real run.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use spdnas::data::npy::{npy_f64, npy_i64};
+use spdnas::data::npz::npz_bytes;
+
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> Self {
+        let p = std::env::temp_dir().join(format!("spdnas-cli-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        Self(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn spdnas(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_spdnas"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// Exit code 2, exactly one line on stderr naming `needle`, and no output directory.
+fn fails_cleanly(args: &[&str], out: &std::path::Path, needle: &str) {
+    let o = spdnas(args);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{args:?}: {stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains(needle), "{stderr}");
+    assert!(!out.exists(), "{args:?} created {}", out.display());
+}
+
+#[test]
+fn bad_input_exits_2_with_one_line_and_writes_nothing() {
+    let dir = TempDir::new("bad");
+    let out = dir.0.join("out");
+    let out_s = out.to_str().unwrap();
+    let eye: Vec<f64> = (0..2).flat_map(|_| [1.0, 0.0, 0.0, 1.0]).collect();
+
+    let truncated = dir.0.join("truncated.npy");
+    let bytes = npy_f64(&[2, 2, 2], &eye);
+    std::fs::write(&truncated, &bytes[..bytes.len() - 5]).unwrap();
+    std::fs::write(dir.0.join("y.npy"), npy_i64(&[2], &[0, 1])).unwrap();
+    fails_cleanly(
+        &["run", "--data", truncated.to_str().unwrap(), "--out", out_s],
+        &out,
+        "truncated.npy",
+    );
+
+    let indefinite = dir.0.join("indefinite.npz");
+    let bad = [1.0, 0.0, 0.0, 1.0, 1.0, 2.0, 2.0, 1.0];
+    std::fs::write(
+        &indefinite,
+        npz_bytes(&[
+            ("X", npy_f64(&[2, 2, 2], &bad)),
+            ("y", npy_i64(&[2], &[0, 1])),
+        ]),
+    )
+    .unwrap();
+    fails_cleanly(
+        &[
+            "run",
+            "--data",
+            indefinite.to_str().unwrap(),
+            "--out",
+            out_s,
+        ],
+        &out,
+        "not positive definite",
+    );
+
+    let mismatch = dir.0.join("mismatch.npz");
+    std::fs::write(
+        &mismatch,
+        npz_bytes(&[
+            ("X", npy_f64(&[2, 2, 2], &eye)),
+            ("y", npy_i64(&[3], &[0, 1, 1])),
+        ]),
+    )
+    .unwrap();
+    fails_cleanly(
+        &["run", "--data", mismatch.to_str().unwrap(), "--out", out_s],
+        &out,
+        "2 matrices but 3 labels",
+    );
+
+    let missing = dir.0.join("nowhere.npz");
+    fails_cleanly(
+        &["run", "--data", missing.to_str().unwrap(), "--out", out_s],
+        &out,
+        "nowhere.npz",
+    );
+    fails_cleanly(
+        &["train", "--genotype", "no_such_genotype", "--out", out_s],
+        &out,
+        "no_such_genotype",
+    );
+    assert_eq!(spdnas(&["run", "--no-such-flag"]).status.code(), Some(2));
+}
+
+#[test]
+fn tiny_run_and_data_round_trip_through_the_binary() {
+    let dir = TempDir::new("ok");
+    let out = dir.0.join("run");
+    let o = spdnas(&[
+        "run",
+        "--per-class",
+        "15",
+        "--search-epochs",
+        "1",
+        "--train-epochs",
+        "2",
+        "--baselines",
+        "mdm,spdnet",
+        "--json",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(report["baselines"].as_object().unwrap().len(), 2);
+    let eval = spdnas(&[
+        "eval",
+        "--checkpoint",
+        out.join("model.json").to_str().unwrap(),
+        "--json",
+    ]);
+    let e: serde_json::Value = serde_json::from_slice(&eval.stdout).unwrap();
+    assert_eq!(e["accuracy"], report["test_accuracy"]);
+
+    let data = dir.0.join("gaussian");
+    assert!(
+        spdnas(&[
+            "data",
+            "generate",
+            "gaussian",
+            "--out",
+            data.to_str().unwrap(),
+            "--per-class",
+            "4",
+            "--n",
+            "5"
+        ])
+        .status
+        .success()
+    );
+    let inspect = spdnas(&["data", "inspect", data.to_str().unwrap(), "--json"]);
+    let s: serde_json::Value = serde_json::from_slice(&inspect.stdout).unwrap();
+    assert_eq!(
+        (s["samples"].as_u64(), s["n"].as_u64()),
+        (Some(12), Some(5))
+    );
+    let params = spdnas(&["genotype", "params", "radar_sparsemax"]);
+    assert_eq!(String::from_utf8_lossy(&params.stdout).trim(), "15203");
+}
