@@ -1,12 +1,15 @@
-//! `cargo xtask`: benchmarks (`bench [linalg|autograd|search]`) for spdnas. Run through the alias in
-//! `.cargo/config.toml`, which builds this tool in release.
+//! `cargo xtask`: benchmarks (`bench [linalg|autograd|search|train]`) and the release
+//! (`release`) of spdnas. Run through the alias in `.cargo/config.toml`, which builds this tool
+//! in release.
 
 mod bench;
+mod release;
 mod report;
 
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: cargo xtask bench [all|linalg|autograd|search]";
+const USAGE: &str =
+    "usage: cargo xtask bench [all|linalg|autograd|search|train] | cargo xtask release";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -20,6 +23,8 @@ fn main() -> ExitCode {
         ["bench", "linalg"] => bench::linalg::run(),
         ["bench", "autograd"] => bench::autograd::run(),
         ["bench", "search"] => bench::search::run(),
+        ["bench", "train"] => bench::train::run(),
+        ["release"] => release::run(),
         _ => Err(USAGE.to_string()),
     };
     match result {

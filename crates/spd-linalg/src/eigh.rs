@@ -109,7 +109,7 @@ impl EighWorkspace {
         if n == 0 {
             return Ok(());
         }
-        count_evd();
+        count_evd(n);
         let stack = MemStack::new(&mut self.buffer);
         evd::self_adjoint_evd(
             a,
@@ -233,5 +233,20 @@ mod tests {
         eigh(Mat::<f64>::identity(2, 2).as_ref()).unwrap();
         eigvalsh(Mat::<f64>::identity(2, 2).as_ref()).unwrap();
         assert!(crate::evd_count() >= before + 2);
+    }
+
+    #[test]
+    fn counts_decompositions_by_size() {
+        let of = |n: usize| {
+            crate::evd_counts_by_size()
+                .into_iter()
+                .find(|&(m, _)| m == n)
+                .map_or(0, |(_, c)| c)
+        };
+        let (before_3, before_600) = (of(3), of(512));
+        eigh(Mat::<f64>::identity(3, 3).as_ref()).unwrap();
+        eigvalsh(Mat::<f64>::identity(600, 600).as_ref()).unwrap();
+        assert!(of(3) > before_3);
+        assert!(of(512) > before_600);
     }
 }

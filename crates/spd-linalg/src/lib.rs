@@ -34,7 +34,7 @@ pub use airm::{
     SpdPoint, distance, exp_map, geodesic, log_euclidean_distance, log_map, parallel_transport,
 };
 pub use batch::{EighBatch, eigh_batch, eigh_batch_seq, spectral_backward_batch, spectral_batch};
-pub use counter::evd_count;
+pub use counter::{evd_count, evd_counts_by_size};
 pub use dense::{congruence, symmetrize};
 pub use eigh::{EighWorkspace, SymEig, eigh, eigvalsh};
 pub use error::{LinalgError, Result};

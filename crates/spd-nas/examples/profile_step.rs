@@ -10,20 +10,50 @@ use spd_nas::{ArchParams, Network, NetworkConfig};
 fn main() {
     faer::set_global_parallelism(faer::Par::Seq);
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let order = if args.first().map(String::as_str) == Some("second") { Order::Second } else { Order::First };
+    let order = if args.first().map(String::as_str) == Some("second") {
+        Order::Second
+    } else {
+        Order::First
+    };
     let steps: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(20);
     let config = NetworkConfig::radar();
     let mut rng = seeded_rng(1);
     let mut weights = ParamStore::new();
     let network = Network::supernet(&config, &mut weights, &mut rng).unwrap();
-    let arch = ArchParams::new(config.edges(), config.search_space().width(), config.arch_normalization, &mut rng).unwrap();
-    let mut search = Search::new(network, weights, arch, SearchConfig { order, ..Default::default() });
-    let data = generate_gaussian(&GaussianConfig { n: 20, classes: 3, per_class: 20, ..Default::default() }, 2).unwrap();
+    let arch = ArchParams::new(
+        config.edges(),
+        config.search_space().width(),
+        config.arch_normalization,
+        &mut rng,
+    )
+    .unwrap();
+    let mut search = Search::new(
+        network,
+        weights,
+        arch,
+        SearchConfig {
+            order,
+            ..Default::default()
+        },
+    );
+    let data = generate_gaussian(
+        &GaussianConfig {
+            n: 20,
+            classes: 3,
+            per_class: 20,
+            ..Default::default()
+        },
+        2,
+    )
+    .unwrap();
     let (tx, ty) = batch(&data, &(0..30).collect::<Vec<_>>()).unwrap();
     let (vx, vy) = batch(&data, &(30..60).collect::<Vec<_>>()).unwrap();
     let start = std::time::Instant::now();
     for _ in 0..steps {
         search.step((&tx, &ty), (&vx, &vy)).unwrap();
     }
-    println!("{:.1} ms per step", start.elapsed().as_secs_f64() * 1e3 / steps as f64);
+    println!(
+        "{:.1} ms per step",
+        start.elapsed().as_secs_f64() * 1e3 / steps as f64
+    );
 }

@@ -9,14 +9,14 @@ use spd_autograd::ops::arith::select_entries;
 use spd_autograd::ops::concat::concat_channels;
 use spd_autograd::ops::eig::reeig_default;
 use spd_autograd::ops::flatten::{Vectorize, log_eig_flatten};
-use spd_autograd::ops::frechet::{frechet_mean, weighted_frechet_mean};
+use spd_autograd::ops::frechet::{frechet_mean, weighted_frechet_mean_flagged};
 use spd_autograd::ops::simplex::Normalization;
 use spd_autograd::{Graph, ParamStore, Var};
 
 use crate::arch::ArchParams;
 use crate::error::{NasError, Result};
 use crate::genotype::Genotype;
-use crate::ops::{Op, OpSettings};
+use crate::ops::{Op, OpCache, OpSettings};
 use crate::space::{Naming, SearchSpace, SpaceVersion};
 
 /// Everything that fixes the shape of a network.
@@ -405,6 +405,7 @@ impl Network {
         let h = self.stem.1.forward(g, store, ctx, h)?;
         let (mut s0, mut s1) = (h, h);
         let mut nodes = Vec::new();
+        let mut cache = OpCache::default();
         for cell in &self.cells {
             let a = cell.pre0.forward(g, store, ctx, s0)?;
             let b = cell.pre1.forward(g, store, ctx, s1)?;
@@ -414,7 +415,9 @@ impl Network {
                 for e in cell.edges.iter().filter(|e| e.node == node) {
                     let input = states[e.source];
                     let out = match &e.op {
-                        EdgeOp::Fixed(op) => op.forward(g, store, ctx, input, settings)?,
+                        EdgeOp::Fixed(op) => {
+                            op.forward(g, store, ctx, input, settings, &mut cache)?
+                        }
                         EdgeOp::Mixed { candidates, row } => {
                             let slot = &mut weights[cell.reduction as usize];
                             if slot.is_none() {
@@ -435,9 +438,9 @@ impl Network {
                                 ctx,
                                 input,
                                 candidates,
-                                vars[*row],
-                                &values[*row],
+                                (vars[*row], &values[*row]),
                                 settings,
+                                &mut cache,
                             )?
                         }
                     };
@@ -467,21 +470,28 @@ fn mixed_forward(
     ctx: &mut ForwardCtx,
     x: Var,
     candidates: &[Op],
-    w: Var,
-    w_values: &[f64],
+    (w, w_values): (Var, &[f64]),
     settings: &OpSettings,
+    cache: &mut OpCache,
 ) -> Result<Var> {
     let support: Vec<usize> = (0..candidates.len())
         .filter(|&k| w_values[k] > 0.0)
         .collect();
     let mut outs = Vec::with_capacity(support.len());
     for &k in &support {
-        outs.push(candidates[k].forward(g, store, ctx, x, settings)?);
+        outs.push(candidates[k].forward(g, store, ctx, x, settings, cache)?);
     }
     let w = if support.len() == candidates.len() {
         w
     } else {
         select_entries(g, w, &support)?
     };
-    Ok(weighted_frechet_mean(g, &outs, w, settings.karcher_steps)?)
+    let identity: Vec<bool> = support.iter().map(|&k| candidates[k].is_zero()).collect();
+    Ok(weighted_frechet_mean_flagged(
+        g,
+        &outs,
+        w,
+        settings.karcher_steps,
+        &identity,
+    )?)
 }

@@ -5,11 +5,11 @@
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use spd_autograd::layers::{BatchNormSpd, BiMapLayer, ForwardCtx};
-use spd_autograd::ops::arith::gather_channels;
-use spd_autograd::ops::concat::block_diag;
-use spd_autograd::ops::eig::reeig_default;
+use spd_autograd::ops::arith::{gather_channels, select_channel, select_entries};
+use spd_autograd::ops::concat::{block_diag, concat_channels};
+use spd_autograd::ops::eig::{exp_eig, log_eig, reeig_default};
 use spd_autograd::ops::frechet::{frechet_mean, weighted_frechet_mean};
-use spd_autograd::ops::pool::{PoolMode, log_pool, pooled_size};
+use spd_autograd::ops::pool::{PoolMode, pool2d, pooled_size};
 use spd_autograd::ops::simplex::{Normalization, normalize_rows};
 use spd_autograd::{Graph, Manifold, ParamId, ParamStore, Tensor, Var};
 
@@ -36,6 +36,36 @@ pub fn pool_geometry(n_in: usize, n_out: usize) -> Result<(usize, usize)> {
                 .map(|k| (k, stride))
         })
         .ok_or_else(|| NasError::Config(format!("no pooling window maps {n_in} to {n_out}")))
+}
+
+/// Values computed once per forward and shared by the edges that need them: `ReEig(x)` and
+/// `log(x)` of an edge input feed several candidates and several edges.
+#[derive(Default)]
+pub struct OpCache {
+    reeig: std::collections::HashMap<Var, Var>,
+    log: std::collections::HashMap<Var, Var>,
+}
+
+impl OpCache {
+    /// `ReEig(x)`, computed once.
+    pub fn reeig(&mut self, g: &mut Graph, x: Var) -> Result<Var> {
+        if let Some(v) = self.reeig.get(&x) {
+            return Ok(*v);
+        }
+        let v = reeig_default(g, x)?;
+        self.reeig.insert(x, v);
+        Ok(v)
+    }
+
+    /// `log x`, computed once.
+    pub fn log(&mut self, g: &mut Graph, x: Var) -> Result<Var> {
+        if let Some(v) = self.log.get(&x) {
+            return Ok(*v);
+        }
+        let v = log_eig(g, x)?;
+        self.log.insert(x, v);
+        Ok(v)
+    }
 }
 
 /// Settings shared by all ops of a network.
@@ -223,6 +253,7 @@ impl Op {
         ctx: &mut ForwardCtx,
         x: Var,
         settings: &OpSettings,
+        cache: &mut OpCache,
     ) -> Result<Var> {
         let steps = settings.karcher_steps;
         Ok(match self {
@@ -237,19 +268,39 @@ impl Op {
                 bn,
                 post_reeig,
             } => {
-                let h = if *pre_reeig { reeig_default(g, x)? } else { x };
+                let h = if *pre_reeig { cache.reeig(g, x)? } else { x };
                 let h = bimap.forward(g, store, h)?;
                 let h = bn.forward(g, store, ctx, h)?;
                 if *post_reeig { reeig_default(g, h)? } else { h }
             }
             Op::WeightedPooling { omega, bn } => {
+                // output channel i = wFM of the input channels in the support of row i (a
+                // sparsemax zero contributes nothing and receives no gradient: exact)
                 let c = g.value(x).channels();
                 let w = g.param(store, *omega)?;
                 let w = normalize_rows(g, w, settings.pooling_normalization)?;
-                let inputs = (0..c)
-                    .map(|k| gather_channels(g, x, &vec![k; c]))
-                    .collect::<spd_autograd::Result<Vec<_>>>()?;
-                let m = weighted_frechet_mean(g, &inputs, w, steps)?;
+                let values = g.value(w).data().to_vec();
+                let mut channel = vec![None; c];
+                let mut outs = Vec::with_capacity(c);
+                for i in 0..c {
+                    let support: Vec<usize> = (0..c).filter(|&k| values[i * c + k] > 0.0).collect();
+                    let mut inputs = Vec::with_capacity(support.len());
+                    for &k in &support {
+                        let v = match channel[k] {
+                            Some(v) => v,
+                            None => *channel[k].insert(select_channel(g, x, k)?),
+                        };
+                        inputs.push(v);
+                    }
+                    let row = gather_channels(g, w, &[i])?;
+                    let row = if support.len() == c {
+                        row
+                    } else {
+                        select_entries(g, row, &support)?
+                    };
+                    outs.push(weighted_frechet_mean(g, &inputs, row, steps)?);
+                }
+                let m = concat_channels(g, &outs)?;
                 bn.forward(g, store, ctx, m)?
             }
             Op::LogPool {
@@ -258,8 +309,10 @@ impl Op {
                 mode,
                 bn,
             } => {
-                let p = log_pool(g, x, *kernel, *stride, *mode)?;
-                bn.forward(g, store, ctx, p)?
+                let l = cache.log(g, x)?;
+                let p = pool2d(g, l, *kernel, *stride, *mode)?;
+                let e = exp_eig(g, p)?;
+                bn.forward(g, store, ctx, e)?
             }
             Op::SkipReduced { first, second } => {
                 let a = first.forward(g, store, x)?;

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use spd_autograd::layers::ForwardCtx;
 use spd_autograd::ops::loss::{argmax_rows, cross_entropy};
 use spd_autograd::optim::{Sgd, clip_grad_norm_of};
-use spd_autograd::{Graph, ParamStore, Var};
+use spd_autograd::{Graph, ParamId, ParamStore, Tensor, Var};
 use spd_data::Dataset;
 use spd_data::split::{Split, epoch_batches};
 
@@ -196,6 +196,35 @@ pub fn predict(
     Ok(out)
 }
 
+/// One optimiser step of `state` on the batch `(x, y)`: forward in training mode, cross-entropy,
+/// backward, clipping of the global gradient norm over `ids` to `grad_clip`, Riemannian SGD,
+/// batch-norm running means committed. Returns the batch's mean loss and correct count.
+pub fn train_step(
+    model: &dyn Classifier,
+    state: &mut TrainState,
+    x: Tensor,
+    y: &[usize],
+    ids: &[ParamId],
+    grad_clip: f64,
+) -> Result<(f64, usize)> {
+    let mut g = Graph::new();
+    let xv = g.constant(x);
+    let mut ctx = ForwardCtx::train();
+    let logits = model.logits(&mut g, &state.weights, &mut ctx, xv)?;
+    let correct = argmax_rows(g.value(logits))
+        .iter()
+        .zip(y)
+        .filter(|(p, t)| p == t)
+        .count();
+    let loss = cross_entropy(&mut g, logits, y)?;
+    let loss_value = g.value(loss).data()[0];
+    let mut grads = g.backward(loss)?;
+    clip_grad_norm_of(&mut grads, ids, grad_clip);
+    state.optimizer.step(&mut state.weights, &grads)?;
+    ctx.commit(&mut state.weights);
+    Ok((loss_value, correct))
+}
+
 /// Runs one epoch of `state` and its validation.
 pub fn train_epoch(
     model: &dyn Classifier,
@@ -211,22 +240,10 @@ pub fn train_epoch(
     let ids = state.weights.ids();
     for (i, b) in batches.iter().enumerate() {
         let (x, y) = batch(data, b)?;
-        let mut g = Graph::new();
-        let xv = g.constant(x);
-        let mut ctx = ForwardCtx::train();
-        let logits = model.logits(&mut g, &state.weights, &mut ctx, xv)?;
-        correct += argmax_rows(g.value(logits))
-            .iter()
-            .zip(&y)
-            .filter(|(p, t)| p == t)
-            .count();
-        let loss = cross_entropy(&mut g, logits, &y)?;
-        loss_sum += g.value(loss).data()[0] * y.len() as f64;
+        let (loss, c) = train_step(model, state, x, &y, &ids, config.grad_clip)?;
+        loss_sum += loss * y.len() as f64;
+        correct += c;
         seen += y.len();
-        let mut grads = g.backward(loss)?;
-        clip_grad_norm_of(&mut grads, &ids, config.grad_clip);
-        state.optimizer.step(&mut state.weights, &grads)?;
-        ctx.commit(&mut state.weights);
         progress(i + 1, batches.len());
     }
     let (val_loss, val_accuracy) =

@@ -1,8 +1,10 @@
 //! Benchmarks: release build, fixed seeds, warm-up, median of repeated runs.
 
 pub mod autograd;
+pub mod floor;
 pub mod linalg;
 pub mod search;
+pub mod train;
 
 use std::time::Instant;
 
@@ -27,5 +29,6 @@ pub fn median_seconds(mut f: impl FnMut()) -> f64 {
 pub fn run_all() -> Result<(), String> {
     linalg::run()?;
     autograd::run()?;
-    search::run()
+    search::run()?;
+    train::run()
 }

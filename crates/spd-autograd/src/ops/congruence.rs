@@ -3,9 +3,9 @@
 
 use faer::Mat;
 use faer::reborrow::ReborrowMut;
-use spd_linalg::dense::{mm, symmetrize, symmetrize_in_place};
+use spd_linalg::dense::{mm, mm_into, symmetrize, symmetrize_in_place};
 
-use super::{broadcast_index, check_broadcast, par_fill};
+use super::{broadcast_index, check_broadcast, par_fill, par_fill_with};
 use crate::error::{Result, shape_err};
 use crate::graph::{Backward, BackwardContext, Graph, Var};
 use crate::tensor::Tensor;
@@ -58,19 +58,23 @@ pub fn congruence(g: &mut Graph, a: Var, x: Var) -> Result<Var> {
     let m = av.rows();
     let mut out = Tensor::zeros([b, c, m, m]);
     let [ab, ac, _, _] = av.shape();
-    par_fill(&mut out, |k, mut y| {
-        let ak = av.mat(broadcast_index(k / c, k % c, ab, ac));
-        let ax = mm(ak, xv.mat(k));
-        faer::linalg::matmul::matmul(
-            y.rb_mut(),
-            faer::Accum::Replace,
-            ax.as_ref(),
-            ak.transpose(),
-            1.0,
-            faer::Par::Seq,
-        );
-        symmetrize_in_place(y);
-    });
+    par_fill_with(
+        &mut out,
+        || Mat::<f64>::zeros(m, n),
+        |ax, k, mut y| {
+            let ak = av.mat(broadcast_index(k / c, k % c, ab, ac));
+            mm_into(ax.as_mut(), ak, xv.mat(k));
+            faer::linalg::matmul::matmul(
+                y.rb_mut(),
+                faer::Accum::Replace,
+                ax.as_ref(),
+                ak.transpose(),
+                1.0,
+                faer::Par::Seq,
+            );
+            symmetrize_in_place(y);
+        },
+    );
     Ok(g.push(out, vec![a, x], Box::new(CongruenceBackward)))
 }
 
@@ -92,18 +96,29 @@ impl Backward for CongruenceBackward {
         });
         let dx = ctx.needs[1].then(|| {
             let mut dx = Tensor::zeros(xv.shape());
-            par_fill(&mut dx, |k, mut y| {
-                let ak = av.mat(broadcast_index(k / c, k % c, ab, ac));
-                let ga = mm(gs(k).as_ref(), ak);
-                faer::linalg::matmul::matmul(
-                    y.rb_mut(),
-                    faer::Accum::Replace,
-                    ak.transpose(),
-                    ga.as_ref(),
-                    1.0,
-                    faer::Par::Seq,
-                );
-            });
+            let (m, n) = (av.rows(), av.cols());
+            par_fill_with(
+                &mut dx,
+                || (Mat::<f64>::zeros(m, m), Mat::<f64>::zeros(m, n)),
+                |(sg, ga), k, mut y| {
+                    let ak = av.mat(broadcast_index(k / c, k % c, ab, ac));
+                    let g = grad.mat(k);
+                    for j in 0..m {
+                        for i in 0..m {
+                            sg[(i, j)] = 0.5 * (g[(i, j)] + g[(j, i)]);
+                        }
+                    }
+                    mm_into(ga.as_mut(), sg.as_ref(), ak);
+                    faer::linalg::matmul::matmul(
+                        y.rb_mut(),
+                        faer::Accum::Replace,
+                        ak.transpose(),
+                        ga.as_ref(),
+                        1.0,
+                        faer::Par::Seq,
+                    );
+                },
+            );
             dx
         });
         Ok(vec![da, dx])

@@ -9,7 +9,7 @@ use spd_linalg::spectral::{
 };
 use spd_linalg::{EighBatch, spectral_backward_batch, spectral_batch};
 
-use super::{check_square, par_fill};
+use super::{check_square, par_fill_with};
 use crate::error::{LinalgContext, Result};
 use crate::graph::{Backward, BackwardContext, Graph, Var};
 use crate::tensor::Tensor;
@@ -66,9 +66,11 @@ pub fn eig_fn_reuse<F: EigFn>(g: &mut Graph, d: &Decomposition, f: F) -> Result<
         spd_linalg::spectral::check_domain(&f, d.eig.values(k)).op(f.name())?;
     }
     let mut out = Tensor::zeros(shape);
-    par_fill(&mut out, |k, y| {
-        SpectralWorkspace::new(n).apply_into(&f, d.eig.values(k), d.eig.vectors(k), y);
-    });
+    par_fill_with(
+        &mut out,
+        || SpectralWorkspace::new(n),
+        |ws, k, y| ws.apply_into(&f, d.eig.values(k), d.eig.vectors(k), y),
+    );
     Ok(g.push(
         out,
         vec![d.input],

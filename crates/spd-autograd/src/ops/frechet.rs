@@ -10,18 +10,35 @@
 
 use crate::error::{Result, shape_err};
 use crate::graph::{Graph, Var};
-use crate::ops::arith::{mean_all, weighted_sum};
+use spd_linalg::spectral::{InvSqrt, Log, Sqrt};
+
+use crate::ops::arith::{mean_all, scale, weighted_sum};
 use crate::ops::congruence::congruence;
-use crate::ops::eig::{exp_eig, log_eig, sqrt_and_inv_sqrt};
+use crate::ops::eig::{eig_fn_keep, eig_fn_reuse, exp_eig, log_eig, sqrt_and_inv_sqrt};
 
 /// One Karcher step from `m` towards the weighted mean of `xs` (weights `w` of
-/// [`weighted_sum`]'s shape).
-fn karcher_step(g: &mut Graph, m: Var, xs: &[Var], w: Var) -> Result<Var> {
-    let (s, is) = sqrt_and_inv_sqrt(g, m)?;
+/// [`weighted_sum`]'s shape). For an operand known to be the identity,
+/// `log(M^{-1/2} I M^{-1/2}) = −log M` comes from the decomposition of `M` already made for
+/// `M^{±1/2}`, saving one EVD per matrix.
+fn karcher_step(g: &mut Graph, m: Var, xs: &[Var], w: Var, identity: &[bool]) -> Result<Var> {
+    let (s, d) = eig_fn_keep(g, m, Sqrt)?;
+    let is = eig_fn_reuse(g, &d, InvSqrt)?;
     let mut logs = Vec::with_capacity(xs.len());
-    for x in xs {
-        let c = congruence(g, is, *x)?;
-        logs.push(log_eig(g, c)?);
+    let mut neg_log_m = None;
+    for (x, &id) in xs.iter().zip(identity) {
+        if id {
+            let l = match neg_log_m {
+                Some(l) => l,
+                None => {
+                    let log_m = eig_fn_reuse(g, &d, Log)?;
+                    *neg_log_m.insert(scale(g, log_m, -1.0))
+                }
+            };
+            logs.push(l);
+        } else {
+            let c = congruence(g, is, *x)?;
+            logs.push(log_eig(g, c)?);
+        }
     }
     let t = weighted_sum(g, &logs, w)?;
     let e = exp_eig(g, t)?;
@@ -31,9 +48,24 @@ fn karcher_step(g: &mut Graph, m: Var, xs: &[Var], w: Var) -> Result<Var> {
 /// Weighted Fréchet mean, per sample and channel, of tensors `xs` (one shape `[B, C, n, n]`)
 /// with weights `w: [1, 1|C, 1, K]` on the simplex, by `steps` Karcher steps.
 pub fn weighted_frechet_mean(g: &mut Graph, xs: &[Var], w: Var, steps: usize) -> Result<Var> {
+    weighted_frechet_mean_flagged(g, xs, w, steps, &vec![false; xs.len()])
+}
+
+/// [`weighted_frechet_mean`] where `identity[k]` says operand `k` is the identity matrix (the
+/// `none` candidate of a mixed edge), which spares its logarithm's EVD.
+pub fn weighted_frechet_mean_flagged(
+    g: &mut Graph,
+    xs: &[Var],
+    w: Var,
+    steps: usize,
+    identity: &[bool],
+) -> Result<Var> {
+    if identity.len() != xs.len() {
+        return Err(shape_err("Fréchet mean", "one identity flag per operand"));
+    }
     let mut m = weighted_sum(g, xs, w)?;
     for _ in 0..steps {
-        m = karcher_step(g, m, xs, w)?;
+        m = karcher_step(g, m, xs, w, identity)?;
     }
     Ok(m)
 }
@@ -86,6 +118,28 @@ mod tests {
             w.value = w.value.scaled(1.0 / total);
             inputs.push(w);
             check(&inputs, |g, v| weighted_frechet_mean(g, &v[..k], v[k], steps), seed)?;
+        }
+
+        /// With identity operands flagged, the value equals the unflagged computation and the
+        /// gradients (through `−log M`) pass the finite-difference check.
+        #[test]
+        fn flagged_identity_operands(b in 1usize..3, n in 1usize..5, seed in any::<u64>()) {
+            let x = InputKind::Spd.sample([b, 1, n, n], seed);
+            let mut w = InputKind::Positive.sample([1, 1, 1, 3], seed ^ 1);
+            let total: f64 = w.value.data().iter().sum();
+            w.value = w.value.scaled(1.0 / total);
+            let id = Tensor::identities(b, 1, n);
+            let build = |g: &mut Graph, v: &[Var], flag: bool| {
+                let i = g.constant(id.clone());
+                weighted_frechet_mean_flagged(g, &[v[0], i, v[0]], v[1], 1, &[false, flag, false])
+            };
+            let mut g = Graph::new();
+            let (xv, wv) = (g.constant(x.value.clone()), g.constant(w.value.clone()));
+            let a = build(&mut g, &[xv, wv], true)?;
+            let b2 = build(&mut g, &[xv, wv], false)?;
+            let diff = g.value(a).data().iter().zip(g.value(b2).data()).map(|(p, q)| (p - q).abs()).fold(0.0, f64::max);
+            prop_assert!(diff <= 1e-10 * g.value(b2).norm_sq().sqrt().max(1.0), "{diff}");
+            check(&[x, w], |g, v| build(g, v, true), seed)?;
         }
 
         #[test]

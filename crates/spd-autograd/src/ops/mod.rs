@@ -32,6 +32,25 @@ pub(crate) fn par_fill(out: &mut Tensor, f: impl Fn(usize, MatMut<'_, f64>) + Sy
         .for_each(|(k, chunk)| f(k, MatMut::from_column_major_slice_mut(chunk, r, c)));
 }
 
+/// [`par_fill`] with per-thread scratch `init()` reused across the matrices a thread fills.
+pub(crate) fn par_fill_with<S>(
+    out: &mut Tensor,
+    init: impl Fn() -> S + Sync + Send,
+    f: impl Fn(&mut S, usize, MatMut<'_, f64>) + Sync + Send,
+) {
+    let (r, c) = (out.rows(), out.cols());
+    let len = r * c;
+    if len == 0 {
+        return;
+    }
+    out.data_mut()
+        .par_chunks_mut(len)
+        .enumerate()
+        .for_each_init(init, |s, (k, chunk)| {
+            f(s, k, MatMut::from_column_major_slice_mut(chunk, r, c))
+        });
+}
+
 /// Index of the operand matrix paired with output matrix `(b, c)` when the operand has batch
 /// and channel sizes `(ob, oc)`, each either 1 (broadcast) or the output's.
 pub(crate) fn broadcast_index(b: usize, c: usize, ob: usize, oc: usize) -> usize {
