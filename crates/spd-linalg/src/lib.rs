@@ -25,6 +25,7 @@ pub mod mean;
 pub mod random;
 pub mod spectral;
 pub mod stiefel;
+pub mod tridiag_qr;
 pub mod validate;
 
 #[cfg(test)]
