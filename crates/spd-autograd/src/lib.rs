@@ -11,7 +11,8 @@
 //! - [`gradcheck`]: the finite-difference checker every op is tested with.
 //!
 //! Per-matrix work runs in parallel over the matrices of a tensor; every reduction over
-//! matrices is summed in index order, so results are bit-identical on any number of threads.
+//! matrices is summed in index order, so results are bit-identical on any number of threads;
+//! [`on_worker`] runs a step on the pool so those loops do not wake the caller each time.
 
 mod error;
 pub mod gradcheck;
@@ -22,12 +23,14 @@ pub mod ops;
 pub mod optim;
 mod param;
 mod tensor;
+mod worker;
 
 pub use error::{AutogradError, Result};
 pub use graph::{Backward, BackwardContext, Gradients, Graph, Var};
 pub use manifold::{MANIFOLD_TOLERANCE, Manifold};
 pub use param::{Param, ParamId, ParamStore};
 pub use tensor::Tensor;
+pub use worker::on_worker;
 
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

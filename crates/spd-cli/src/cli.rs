@@ -344,6 +344,12 @@ pub fn execute(cli: Cli) -> Result<(), AppError> {
             .build_global()
             .map_err(|e| AppError::Runtime(format!("thread pool: {e}")))?;
     }
+    // Every op parallelises over matrices: run from a worker of the pool, each parallel loop
+    // splits locally instead of waking this thread for every one of them.
+    spdnas::autograd::on_worker(|| dispatch(cli))
+}
+
+fn dispatch(cli: Cli) -> Result<(), AppError> {
     let bars = Bars::new(cli.quiet);
     match cli.command {
         Command::Run {

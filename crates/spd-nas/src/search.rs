@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 use spd_autograd::layers::ForwardCtx;
+use spd_autograd::on_worker;
 use spd_autograd::ops::loss::{argmax_rows, cross_entropy};
 use spd_autograd::optim::{Adam, Sgd, clip_grad_norm_of};
 use spd_autograd::{Gradients, Graph, ParamId, ParamStore, Tensor};
@@ -101,15 +102,6 @@ impl EpochLog {
     pub fn to_json_line(&self) -> String {
         serde_json::to_string(self).expect("an epoch log serialises")
     }
-}
-
-/// Runs `f` on a worker thread of rayon's pool. The ops parallelise over matrices with many
-/// small parallel loops; started from a worker, each loop splits locally instead of waking the
-/// calling thread for every one of them (measured: about 15 % of a search step on 2 cores).
-pub fn on_worker<T: Send>(f: impl FnOnce() -> T + Send) -> T {
-    let mut out = None;
-    rayon::scope(|_| out = Some(f()));
-    out.expect("the scope ran its closure")
 }
 
 /// A batch: inputs `[B, 1, n, n]` and labels.
@@ -348,6 +340,14 @@ impl Search {
         train: (&Tensor, &[usize]),
         val: (&Tensor, &[usize]),
     ) -> Result<(f64, usize)> {
+        on_worker(|| self.step_here(train, val))
+    }
+
+    fn step_here(
+        &mut self,
+        train: (&Tensor, &[usize]),
+        val: (&Tensor, &[usize]),
+    ) -> Result<(f64, usize)> {
         let g_alpha = arch_gradient(
             &self.network,
             &self.weights,
@@ -424,6 +424,10 @@ impl Search {
 
     /// Mean loss and accuracy on `indices` in evaluation mode.
     pub fn validate(&self, data: &Dataset, indices: &[usize]) -> Result<(f64, f64)> {
+        on_worker(|| self.validate_here(data, indices))
+    }
+
+    fn validate_here(&self, data: &Dataset, indices: &[usize]) -> Result<(f64, f64)> {
         let (mut loss, mut correct) = (0.0, 0);
         for chunk in indices.chunks(self.config.batch_size.max(1)) {
             let (x, y) = batch(data, chunk)?;

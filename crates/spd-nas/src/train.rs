@@ -11,15 +11,16 @@ use serde::{Deserialize, Serialize};
 use spd_autograd::layers::ForwardCtx;
 use spd_autograd::ops::loss::{argmax_rows, cross_entropy};
 use spd_autograd::optim::{Sgd, clip_grad_norm_of};
-use spd_autograd::{Graph, ParamId, ParamStore, Tensor, Var};
+use spd_autograd::{Graph, ParamId, ParamStore, Tensor, Var, on_worker};
 use spd_data::Dataset;
 use spd_data::split::{Split, epoch_batches};
 
 use crate::error::{NasError, Result};
 use crate::search::batch;
 
-/// A model mapping `[B, 1, n, n]` inputs to logits.
-pub trait Classifier {
+/// A model mapping `[B, 1, n, n]` inputs to logits (`Sync`, so training runs on rayon's
+/// workers; see [`on_worker`]).
+pub trait Classifier: Sync {
     /// The logits `[B, 1, 1, classes]`.
     fn logits(
         &self,
@@ -157,6 +158,16 @@ pub fn evaluate_model(
     indices: &[usize],
     batch_size: usize,
 ) -> Result<(f64, f64)> {
+    on_worker(|| evaluate_here(model, weights, data, indices, batch_size))
+}
+
+fn evaluate_here(
+    model: &dyn Classifier,
+    weights: &ParamStore,
+    data: &Dataset,
+    indices: &[usize],
+    batch_size: usize,
+) -> Result<(f64, f64)> {
     let (mut loss, mut correct) = (0.0, 0);
     for chunk in indices.chunks(batch_size.max(1)) {
         let (x, y) = batch(data, chunk)?;
@@ -178,6 +189,16 @@ pub fn evaluate_model(
 
 /// Predicted classes of `model` on `indices`.
 pub fn predict(
+    model: &dyn Classifier,
+    weights: &ParamStore,
+    data: &Dataset,
+    indices: &[usize],
+    batch_size: usize,
+) -> Result<Vec<usize>> {
+    on_worker(|| predict_here(model, weights, data, indices, batch_size))
+}
+
+fn predict_here(
     model: &dyn Classifier,
     weights: &ParamStore,
     data: &Dataset,
@@ -207,22 +228,24 @@ pub fn train_step(
     ids: &[ParamId],
     grad_clip: f64,
 ) -> Result<(f64, usize)> {
-    let mut g = Graph::new();
-    let xv = g.constant(x);
-    let mut ctx = ForwardCtx::train();
-    let logits = model.logits(&mut g, &state.weights, &mut ctx, xv)?;
-    let correct = argmax_rows(g.value(logits))
-        .iter()
-        .zip(y)
-        .filter(|(p, t)| p == t)
-        .count();
-    let loss = cross_entropy(&mut g, logits, y)?;
-    let loss_value = g.value(loss).data()[0];
-    let mut grads = g.backward(loss)?;
-    clip_grad_norm_of(&mut grads, ids, grad_clip);
-    state.optimizer.step(&mut state.weights, &grads)?;
-    ctx.commit(&mut state.weights);
-    Ok((loss_value, correct))
+    on_worker(|| {
+        let mut g = Graph::new();
+        let xv = g.constant(x);
+        let mut ctx = ForwardCtx::train();
+        let logits = model.logits(&mut g, &state.weights, &mut ctx, xv)?;
+        let correct = argmax_rows(g.value(logits))
+            .iter()
+            .zip(y)
+            .filter(|(p, t)| p == t)
+            .count();
+        let loss = cross_entropy(&mut g, logits, y)?;
+        let loss_value = g.value(loss).data()[0];
+        let mut grads = g.backward(loss)?;
+        clip_grad_norm_of(&mut grads, ids, grad_clip);
+        state.optimizer.step(&mut state.weights, &grads)?;
+        ctx.commit(&mut state.weights);
+        Ok((loss_value, correct))
+    })
 }
 
 /// Runs one epoch of `state` and its validation.
