@@ -6,6 +6,12 @@ mod progress;
 
 use std::process::ExitCode;
 
+/// A tape allocates and frees thousands of tensors and small vectors per step; glibc's malloc
+/// spends ~10 % of a search step consolidating them, mimalloc about none (measured: RADAR
+/// first-order step 225 → 205 ms).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::Parser;
 
 fn main() -> ExitCode {

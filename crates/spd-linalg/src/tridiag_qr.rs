@@ -54,11 +54,43 @@ impl TridiagQr {
         values: &mut [f64],
         vectors: Option<MatMut<'_, f64>>,
     ) -> Result<()> {
-        let n = self.n;
-        debug_assert!(a.nrows() == n && a.ncols() == n && values.len() == n);
-        if n == 0 {
+        debug_assert!(a.nrows() == self.n && a.ncols() == self.n && values.len() == self.n);
+        if self.n == 0 {
             return Ok(());
         }
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2, checked just above.
+            return unsafe { self.decompose_vex(a, values, vectors) };
+        }
+        self.decompose_here(a, values, vectors)
+    }
+
+    /// [`TridiagQr::decompose_into`] compiled with VEX-encoded (AVX2) instructions. The
+    /// arithmetic is the same IEEE operations in the same order (no FMA), so the results are
+    /// bit-identical to the baseline build; the point is the encoding. The matrix products
+    /// around every EVD run faer's AVX kernels, and baseline SSE code executed after them with
+    /// the upper vector halves dirty ran this solver up to 2× slower (measured: 95 µs vs 38 µs
+    /// for a 30 × 30 EVD).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn decompose_vex(
+        &mut self,
+        a: MatRef<'_, f64>,
+        values: &mut [f64],
+        vectors: Option<MatMut<'_, f64>>,
+    ) -> Result<()> {
+        self.decompose_here(a, values, vectors)
+    }
+
+    #[inline(always)]
+    fn decompose_here(
+        &mut self,
+        a: MatRef<'_, f64>,
+        values: &mut [f64],
+        vectors: Option<MatMut<'_, f64>>,
+    ) -> Result<()> {
+        let n = self.n;
         let want = vectors.is_some();
         let scale = self.load(a);
         self.tridiagonalize();
@@ -83,6 +115,7 @@ impl TridiagQr {
     /// `w ← s·A`, symmetric, from the lower triangle; `s` is 1, or the power of two (exact)
     /// that brings the largest entry near 1 when squares of the entries could overflow or
     /// underflow. Returns `s`.
+    #[inline(always)]
     fn load(&mut self, a: MatRef<'_, f64>) -> f64 {
         let n = self.n;
         let mut big = 0.0f64;
@@ -104,6 +137,7 @@ impl TridiagQr {
     }
 
     /// Householder reduction to tridiagonal `(d, e)`; reflectors kept below the diagonal of `w`.
+    #[inline(always)]
     fn tridiagonalize(&mut self) {
         let n = self.n;
         self.tau.fill(0.0);
@@ -159,6 +193,7 @@ impl TridiagQr {
     }
 
     /// `q ← H₀ H₁ ⋯ H_{n−3}`, accumulated backwards so each reflector touches its block only.
+    #[inline(always)]
     fn accumulate_q(&mut self) {
         let n = self.n;
         self.q.fill(0.0);
@@ -183,6 +218,7 @@ impl TridiagQr {
 
     /// Implicit QR sweeps with Wilkinson shifts on the unreduced blocks of `(d, e)`, each
     /// rotation also applied to the columns of `q` when eigenvectors are wanted.
+    #[inline(always)]
     fn implicit_qr(&mut self, want: bool) -> Result<()> {
         let n = self.n;
         let eps2 = f64::EPSILON * f64::EPSILON;
@@ -210,6 +246,7 @@ impl TridiagQr {
 
     /// One implicit QR step on the block `lo..=hi`: shift `μ` from its trailing 2 × 2, first
     /// rotation from `(d_lo − μ, e_lo)`, then the bulge chased down to `hi`.
+    #[inline(always)]
     fn sweep(&mut self, lo: usize, hi: usize, want: bool) {
         let n = self.n;
         let (d, e) = (&mut self.d, &mut self.e);
@@ -253,6 +290,7 @@ impl TridiagQr {
     }
 
     /// Ascending eigenvalues, with their columns of `q`.
+    #[inline(always)]
     fn sort(&mut self, want: bool) {
         let n = self.n;
         for i in 0..n {
@@ -275,7 +313,7 @@ impl TridiagQr {
 }
 
 /// `√(x² + z²)` without overflow or underflow, by the plain formula when that is safe.
-#[inline]
+#[inline(always)]
 fn hypot(x: f64, z: f64) -> f64 {
     let big = x.abs().max(z.abs());
     if big > 1e-150 && big < 1e150 {
@@ -347,6 +385,24 @@ mod tests {
             let ours = sandwich_diag(vectors.as_ref(), &sq);
             let theirs = sandwich_diag(faer_vectors.as_ref(), &faer_sq);
             prop_assert!(distance_frobenius(ours.as_ref(), theirs.as_ref()) <= 1e-11 * scale * scale);
+        }
+    }
+
+    proptest! {
+        #![proptest_config(config())]
+
+        /// The VEX-encoded build and the baseline build give the same bits.
+        #[test]
+        fn encodings_agree_bitwise(c in case(32)) {
+            let n = c.x.nrows();
+            let (values, vectors) = solve(&c.x);
+            let mut base_values = vec![0.0; n];
+            let mut base_vectors = Mat::zeros(n, n);
+            TridiagQr::new(n)
+                .decompose_here(c.x.as_ref(), &mut base_values, Some(base_vectors.as_mut()))
+                .unwrap();
+            prop_assert_eq!(values, base_values);
+            prop_assert!(vectors == base_vectors);
         }
     }
 

@@ -58,6 +58,11 @@ impl EvdTimer {
         })
     }
 
+    /// Every size timed so far with its single-EVD time in microseconds.
+    pub fn micros(&self) -> BTreeMap<usize, f64> {
+        self.seconds.iter().map(|(&n, &s)| (n, s * 1e6)).collect()
+    }
+
     /// The floor of a step with `counts` EVDs on `threads` threads, in milliseconds.
     pub fn floor_ms(&mut self, counts: &EvdCounts, threads: usize) -> f64 {
         let total: f64 = counts
@@ -67,4 +72,17 @@ impl EvdTimer {
             .sum();
         total * 1e3 / threads.max(1) as f64
     }
+}
+
+/// `one sequential EVD: n = 10: 3.5 µs, …` for the sizes timed by `timer`.
+pub fn evd_times_line(timer: &EvdTimer) -> String {
+    let parts: Vec<String> = timer
+        .micros()
+        .iter()
+        .map(|(n, us)| format!("n = {n}: {us:.1} µs"))
+        .collect();
+    format!(
+        "One sequential EVD, measured in this run: {}.",
+        parts.join(", ")
+    )
 }

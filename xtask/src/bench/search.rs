@@ -13,7 +13,7 @@ use spd_linalg::random::seeded_rng;
 use spd_nas::search::{Order, Search, SearchConfig, batch};
 use spd_nas::{ArchParams, Network, NetworkConfig};
 
-use super::floor::{EvdCounts, EvdTimer};
+use super::floor::{EvdCounts, EvdTimer, evd_times_line};
 use super::{REPETITIONS, median_seconds};
 use crate::report::{machine_line, update_docs_section, workspace_root, write_atomic};
 
@@ -221,6 +221,8 @@ pub fn run() -> Result<(), String> {
         &serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?,
     )?;
     let body: String = rows.iter().map(StepRow::markdown).collect();
+    let evd_line = evd_times_line(&timer);
+    eprintln!("{evd_line}");
     let md = format!(
         "## spd-nas: search steps (architecture step + network step, batch 30) and a search epoch\n\n\
          {}; {threads} rayon threads. Median of {REPETITIONS} steps (5 epochs) after a warm-up. \
@@ -228,7 +230,7 @@ pub fn run() -> Result<(), String> {
          The official code takes ~5 300 ms (first order) and ~12 000 ms (second order) per RADAR step \
          and ~24 000 ms per HDM05 step on these cores (spec). The epoch target is the issue's \
          100-epoch search in 10 minutes.\n\n{TABLE_HEADER}{body}\n\
-         100 first-order RADAR search epochs at this rate: {:.1} min.\n",
+         100 first-order RADAR search epochs at this rate: {:.1} min. {evd_line}\n",
         machine_line(),
         epoch_s * 100.0 / 60.0
     );

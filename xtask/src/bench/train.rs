@@ -8,7 +8,7 @@ use spd_nas::search::batch;
 use spd_nas::train::{TrainConfig, TrainState, train_step};
 use spd_nas::{Genotype, Network, NetworkConfig};
 
-use super::floor::{EvdCounts, EvdTimer};
+use super::floor::{EvdCounts, EvdTimer, evd_times_line};
 use super::search::{StepRow, TABLE_HEADER, two_batches};
 use super::{REPETITIONS, median_seconds};
 use crate::report::{machine_line, update_docs_section, workspace_root, write_atomic};
@@ -67,10 +67,12 @@ pub fn run() -> Result<(), String> {
         &serde_json::to_string_pretty(&rows).map_err(|e| e.to_string())?,
     )?;
     let body: String = rows.iter().map(StepRow::markdown).collect();
+    let evd_line = evd_times_line(&timer);
+    eprintln!("{evd_line}");
     let md = format!(
         "## spd-nas: one training step of a derived network, batch 30\n\n\
          {}; {threads} rayon threads. Median of {REPETITIONS} steps after a warm-up; floor as \
-         above.\n\n{TABLE_HEADER}{body}",
+         above.\n\n{TABLE_HEADER}{body}\n{evd_line}\n",
         machine_line()
     );
     println!("{md}");
