@@ -1,5 +1,5 @@
 //! `cargo xtask bench linalg`: batched EVD and batched matrix log, sequential and over a
-//! 2-thread rayon pool (spdnas dispatches `n ≤ 32` to its own tridiagonal QR, larger `n` to
+//! 2-thread rayon pool (spdnas dispatches `n ≤ 96` to its own tridiagonal QR, larger `n` to
 //! faer), faer's solver alone for reference, and `numpy.linalg.eigh` on the identical matrices
 //! when numpy is importable.
 
@@ -250,7 +250,7 @@ fn markdown(rows: &[Row], numpy: Option<&str>) -> String {
     );
     s.push_str(
         "`faer seq` is faer's self-adjoint EVD alone; spdnas uses its own tridiagonal QR for \
-         n ≤ 32 and faer above.\n\n",
+         n ≤ 96 and faer above.\n\n",
     );
     s.push_str(
         "| op | n | batch | spdnas seq | faer seq | spdnas rayon ×2 | numpy | ratio (rayon ×2) |\n",
