@@ -10,7 +10,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 use spd_autograd::layers::ForwardCtx;
 use spd_autograd::on_worker;
-use spd_autograd::ops::loss::{argmax_rows, cross_entropy};
+use spd_autograd::ops::loss::{correct_count, cross_entropy};
 use spd_autograd::optim::{Adam, Sgd, clip_grad_norm_of};
 use spd_autograd::{Gradients, Graph, ParamId, ParamStore, Tensor};
 use spd_data::Dataset;
@@ -150,11 +150,7 @@ pub fn evaluate(
     };
     let xv = g.constant(x.clone());
     let logits = network.forward(&mut g, weights, arch, &mut ctx, xv)?;
-    let correct = argmax_rows(g.value(logits))
-        .iter()
-        .zip(y)
-        .filter(|(p, t)| p == t)
-        .count();
+    let correct = correct_count(g.value(logits), y);
     let loss = cross_entropy(&mut g, logits, y)?;
     let value = g.value(loss).data()[0];
     let grads = if backward {

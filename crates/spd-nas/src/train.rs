@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 use spd_autograd::layers::ForwardCtx;
-use spd_autograd::ops::loss::{argmax_rows, cross_entropy};
+use spd_autograd::ops::loss::{argmax_rows, correct_count, cross_entropy};
 use spd_autograd::optim::{Sgd, clip_grad_norm_of};
 use spd_autograd::{Graph, ParamId, ParamStore, Tensor, Var, on_worker};
 use spd_data::Dataset;
@@ -175,11 +175,7 @@ fn evaluate_here(
         g.freeze(weights);
         let xv = g.constant(x);
         let logits = model.logits(&mut g, weights, &mut ForwardCtx::eval(), xv)?;
-        correct += argmax_rows(g.value(logits))
-            .iter()
-            .zip(&y)
-            .filter(|(p, t)| p == t)
-            .count();
+        correct += correct_count(g.value(logits), &y);
         let l = cross_entropy(&mut g, logits, &y)?;
         loss += g.value(l).data()[0] * y.len() as f64;
     }
@@ -233,11 +229,7 @@ pub fn train_step(
         let xv = g.constant(x);
         let mut ctx = ForwardCtx::train();
         let logits = model.logits(&mut g, &state.weights, &mut ctx, xv)?;
-        let correct = argmax_rows(g.value(logits))
-            .iter()
-            .zip(y)
-            .filter(|(p, t)| p == t)
-            .count();
+        let correct = correct_count(g.value(logits), y);
         let loss = cross_entropy(&mut g, logits, y)?;
         let loss_value = g.value(loss).data()[0];
         let mut grads = g.backward(loss)?;

@@ -58,6 +58,15 @@ impl Backward for CrossEntropy {
     }
 }
 
+/// How many rows of the logits `[B, 1, 1, K]` have their largest entry at the target class.
+pub fn correct_count(logits: &Tensor, targets: &[usize]) -> usize {
+    argmax_rows(logits)
+        .iter()
+        .zip(targets)
+        .filter(|(p, t)| p == t)
+        .count()
+}
+
 /// The index of the largest logit of each row of `[B, 1, 1, K]` (first one on ties).
 pub fn argmax_rows(logits: &Tensor) -> Vec<usize> {
     let k = logits.cols();
