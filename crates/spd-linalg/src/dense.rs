@@ -32,6 +32,16 @@ pub fn symmetrize(a: MatRef<'_, f64>) -> Mat<f64> {
     out
 }
 
+/// `dst ← sym(A) = (A + Aᵀ)/2` for a square `A`, without allocating.
+pub fn symmetrize_into(mut dst: MatMut<'_, f64>, a: MatRef<'_, f64>) {
+    let n = a.nrows();
+    for j in 0..n {
+        for i in 0..n {
+            dst[(i, j)] = 0.5 * (a[(i, j)] + a[(j, i)]);
+        }
+    }
+}
+
 /// `A ← (A + Aᵀ)/2` for a square `A`.
 pub fn symmetrize_in_place(mut a: MatMut<'_, f64>) {
     let n = a.nrows();

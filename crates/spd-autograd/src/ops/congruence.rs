@@ -3,7 +3,7 @@
 
 use faer::Mat;
 use faer::reborrow::ReborrowMut;
-use spd_linalg::dense::{mm, mm_into, symmetrize, symmetrize_in_place};
+use spd_linalg::dense::{mm, mm_into, symmetrize, symmetrize_in_place, symmetrize_into};
 
 use super::{broadcast_index, check_broadcast, par_fill, par_fill_with};
 use crate::error::{Result, shape_err};
@@ -84,30 +84,46 @@ impl Backward for CongruenceBackward {
         let [_, c, _, _] = xv.shape();
         let [ab, ac, _, _] = av.shape();
         let gs = |k: usize| symmetrize(grad.mat(k));
+        let (m, n) = (av.rows(), av.cols());
         let da = ctx.needs[0].then(|| {
-            // d⟨G, A X Aᵀ⟩/dA = sym(G) A (X + Xᵀ)
+            // d⟨G, A X Aᵀ⟩/dA = sym(G) A (X + Xᵀ) = 2 sym(G) A sym(X)
             let mut da = Tensor::zeros(av.shape());
-            reduce_into(&mut da, grad.shape(), |k| {
-                let ak = av.mat(broadcast_index(k / c, k % c, ab, ac));
-                let x2 = xv.mat(k).to_owned() + xv.mat(k).transpose();
-                mm(mm(gs(k).as_ref(), ak).as_ref(), x2.as_ref())
-            });
+            if [ab, ac] == [xv.batch(), c] {
+                // one A per matrix: no reduction, per-thread scratch
+                par_fill_with(
+                    &mut da,
+                    || (Mat::zeros(m, m), Mat::zeros(m, n), Mat::zeros(n, n)),
+                    |(sg, ga, sx), k, y| {
+                        symmetrize_into(sg.as_mut(), grad.mat(k));
+                        mm_into(ga.as_mut(), sg.as_ref(), av.mat(k));
+                        symmetrize_into(sx.as_mut(), xv.mat(k));
+                        faer::linalg::matmul::matmul(
+                            y,
+                            faer::Accum::Replace,
+                            ga.as_ref(),
+                            sx.as_ref(),
+                            2.0,
+                            faer::Par::Seq,
+                        );
+                    },
+                );
+            } else {
+                reduce_into(&mut da, grad.shape(), |k| {
+                    let ak = av.mat(broadcast_index(k / c, k % c, ab, ac));
+                    let x2 = xv.mat(k).to_owned() + xv.mat(k).transpose();
+                    mm(mm(gs(k).as_ref(), ak).as_ref(), x2.as_ref())
+                });
+            }
             da
         });
         let dx = ctx.needs[1].then(|| {
             let mut dx = Tensor::zeros(xv.shape());
-            let (m, n) = (av.rows(), av.cols());
             par_fill_with(
                 &mut dx,
                 || (Mat::<f64>::zeros(m, m), Mat::<f64>::zeros(m, n)),
                 |(sg, ga), k, mut y| {
                     let ak = av.mat(broadcast_index(k / c, k % c, ab, ac));
-                    let g = grad.mat(k);
-                    for j in 0..m {
-                        for i in 0..m {
-                            sg[(i, j)] = 0.5 * (g[(i, j)] + g[(j, i)]);
-                        }
-                    }
+                    symmetrize_into(sg.as_mut(), grad.mat(k));
                     mm_into(ga.as_mut(), sg.as_ref(), ak);
                     faer::linalg::matmul::matmul(
                         y.rb_mut(),
