@@ -1,7 +1,8 @@
 //! Symmetric eigendecomposition of small matrices by Householder tridiagonalisation and the
 //! implicit symmetric QR algorithm with Wilkinson shifts (Golub & Van Loan, *Matrix
 //! Computations*, §8.3), written for the `n ≤ 96` matrices of SPD networks: contiguous
-//! column-major scratch, no dispatch, one square root per Givens rotation.
+//! column-major scratch, one square root per Givens rotation, and a VEX-encoded build picked at
+//! run time where the CPU has AVX2.
 //!
 //! `A = Q T Qᵀ` with `Q = H₀ H₁ ⋯ H_{n−3}` (reflectors `H_k = I − τ_k v_k v_kᵀ` acting on rows
 //! `k+1..n`), then `T = G T' Gᵀ` by bulge chasing until every off-diagonal `e_i` satisfies
@@ -48,14 +49,33 @@ impl TridiagQr {
     }
 
     /// Eigenvalues (ascending) of the symmetric `a` (lower triangle read) into `values`, and
-    /// orthonormal eigenvectors into `vectors` when given. `a` must be `n × n` and finite.
+    /// orthonormal eigenvectors into `vectors` when given. `a` must be finite (checked by
+    /// [`crate::EighWorkspace`], not here); wrong sizes are a `DimensionMismatch` error.
     pub fn decompose_into(
         &mut self,
         a: MatRef<'_, f64>,
         values: &mut [f64],
         vectors: Option<MatMut<'_, f64>>,
     ) -> Result<()> {
-        debug_assert!(a.nrows() == self.n && a.ncols() == self.n && values.len() == self.n);
+        for (context, found) in [
+            ("small eigendecomposition (rows)", a.nrows()),
+            ("small eigendecomposition (columns)", a.ncols()),
+            ("small eigendecomposition (eigenvalues)", values.len()),
+            (
+                "small eigendecomposition (eigenvectors)",
+                vectors
+                    .as_ref()
+                    .map_or(self.n, |v| v.nrows().min(v.ncols())),
+            ),
+        ] {
+            if found != self.n {
+                return Err(LinalgError::DimensionMismatch {
+                    context,
+                    expected: self.n,
+                    found,
+                });
+            }
+        }
         if self.n == 0 {
             return Ok(());
         }
@@ -406,6 +426,27 @@ mod tests {
                 prop_assert!((got - want).abs() <= 1e-13 * n as f64 * scale, "{got} vs {want}");
             }
         }
+    }
+
+    #[test]
+    fn wrong_sizes_are_errors() {
+        let x = Mat::<f64>::identity(3, 3);
+        let mut values = vec![0.0; 3];
+        let mut qr = TridiagQr::new(4);
+        assert!(matches!(
+            qr.decompose_into(x.as_ref(), &mut values, None),
+            Err(LinalgError::DimensionMismatch {
+                expected: 4,
+                found: 3,
+                ..
+            })
+        ));
+        let mut vectors = Mat::<f64>::zeros(2, 2);
+        assert!(
+            TridiagQr::new(3)
+                .decompose_into(x.as_ref(), &mut values, Some(vectors.as_mut()))
+                .is_err()
+        );
     }
 
     #[test]
