@@ -21,15 +21,7 @@ use crate::tensor::Tensor;
 
 /// Fills every matrix `k` of `out` with `f(k, out_k)`, in parallel over matrices.
 pub(crate) fn par_fill(out: &mut Tensor, f: impl Fn(usize, MatMut<'_, f64>) + Sync) {
-    let (r, c) = (out.rows(), out.cols());
-    let len = r * c;
-    if len == 0 {
-        return;
-    }
-    out.data_mut()
-        .par_chunks_mut(len)
-        .enumerate()
-        .for_each(|(k, chunk)| f(k, MatMut::from_column_major_slice_mut(chunk, r, c)));
+    par_fill_with(out, || (), |_, k, y| f(k, y));
 }
 
 /// [`par_fill`] with per-thread scratch `init()` reused across the matrices a thread fills.
