@@ -63,7 +63,7 @@ const FILES: [&str; 13] = [
 fn tiny_run_writes_every_file_and_a_parsable_report() {
     let dir = TempDir::new("run");
     let config = tiny();
-    let data = config.data.load().unwrap();
+    let data = config.prepare().unwrap();
     let report =
         finish(app::run(&config, &data, &dir.0, false, StopAt::default(), &Silent).unwrap());
     for f in FILES {
@@ -107,7 +107,7 @@ fn tiny_run_writes_every_file_and_a_parsable_report() {
 #[test]
 fn resumed_runs_match_uninterrupted_ones() {
     let config = tiny();
-    let data = config.data.load().unwrap();
+    let data = config.prepare().unwrap();
     let straight = TempDir::new("straight");
     finish(
         app::run(

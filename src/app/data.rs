@@ -3,9 +3,9 @@
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
-use spd_data::covariance::CovarianceOptions;
+use spd_data::covariance::{CovarianceOptions, Estimator};
 use spd_data::radar::{RadarConfig, radar_dataset};
-use spd_data::{Dataset, Format, LoadOptions};
+use spd_data::{Dataset, Format, LoadOptions, Regularization, SymmetryPolicy, Validation};
 
 use super::error::Result;
 
@@ -30,6 +30,35 @@ pub enum DataSource {
     },
 }
 
+/// How samples are prepared before any method sees them, whatever their source (recorded in
+/// `config.json`): the covariance estimator for time series, symmetrisation, regularisation
+/// and trace normalisation.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct Preparation {
+    /// Covariance estimator of time-series data (`--estimator scm|lwf|oas`).
+    #[serde(default)]
+    pub estimator: Estimator,
+    /// Symmetry, regularisation and scaling of every matrix.
+    #[serde(default)]
+    pub validation: Validation,
+}
+
+impl Preparation {
+    fn covariance(&self) -> CovarianceOptions {
+        CovarianceOptions {
+            estimator: self.estimator,
+            trace_normalize: false,
+        }
+    }
+
+    /// Whether the matrices are changed after they are read or generated.
+    fn changes_matrices(&self) -> bool {
+        self.validation.regularization != Regularization::None
+            || self.validation.trace_normalize
+            || self.validation.symmetry == SymmetryPolicy::Symmetrize
+    }
+}
+
 impl DataSource {
     /// The default synthetic RADAR (1000 signals per class, calibrated SNR).
     pub fn radar(seed: u64) -> Self {
@@ -51,14 +80,29 @@ impl DataSource {
         }
     }
 
-    /// Loads (or generates) the data.
+    /// Loads (or generates) the data as it is.
     pub fn load(&self) -> Result<Dataset> {
-        Ok(match self {
+        self.load_prepared(&Preparation::default())
+    }
+
+    /// Loads (or generates) the data and prepares it.
+    pub fn load_prepared(&self, prep: &Preparation) -> Result<Dataset> {
+        let generated = match self {
             DataSource::RadarSynthetic { config, seed } => radar_dataset(config, *seed)?,
-            DataSource::BasicMotions => {
-                spd_data::embedded::basicmotions(CovarianceOptions::default())?
+            DataSource::BasicMotions => spd_data::embedded::basicmotions(prep.covariance())?,
+            DataSource::Path { path, options } => {
+                let options = LoadOptions {
+                    validation: prep.validation,
+                    covariance: prep.covariance(),
+                    ..options.clone()
+                };
+                return Ok(spd_data::load(path, &options)?);
             }
-            DataSource::Path { path, options } => spd_data::load(path, options)?,
+        };
+        Ok(if prep.changes_matrices() {
+            generated.prepared(&prep.validation)?
+        } else {
+            generated
         })
     }
 

@@ -7,7 +7,7 @@ mod error;
 pub mod plot;
 mod run;
 
-pub use data::DataSource;
+pub use data::{DataSource, Preparation};
 pub use error::{AppError, Result};
 pub use run::*;
 

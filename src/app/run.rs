@@ -13,16 +13,24 @@ use spd_nas::train::{Classifier, TrainConfig, TrainLog, TrainState, evaluate_mod
 use spd_nas::{ArchParams, Genotype, Network, NetworkConfig};
 
 use super::plot::{Canvas, Series, alpha_heatmap, panel};
-use super::{AppError, DataSource, Progress, Result};
+use super::{AppError, DataSource, Preparation, Progress, Result};
 
 /// Every setting of a run, written to `config.json` so it can be reproduced.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunConfig {
     /// The data.
     pub data: DataSource,
+    /// How the samples are prepared (estimator, regularisation, trace normalisation).
+    #[serde(default)]
+    pub preparation: Preparation,
+    /// A separate test set used as given (a dataset's own train/test protocol): then `data`
+    /// is split into training and validation only, and the test set is never seen by
+    /// search, training or model selection.
+    #[serde(default)]
+    pub test_data: Option<DataSource>,
     /// Seed of the split and of all initialisations.
     pub seed: u64,
-    /// Validation and test fractions.
+    /// Validation and test fractions (the test fraction is unused with `test_data`).
     pub split: SplitFractions,
     /// Reduced matrix size of the reduction cell (default `⌈n/2⌉`).
     pub reduced_dim: Option<usize>,
@@ -115,6 +123,8 @@ impl RunConfig {
         };
         Self {
             data,
+            preparation: Preparation::default(),
+            test_data: None,
             seed,
             split: SplitFractions::default(),
             reduced_dim: None,
@@ -124,10 +134,65 @@ impl RunConfig {
         }
     }
 
+    /// Loads and prepares the data (and the given test set, appended after it) and splits it
+    /// by the run's protocol.
+    pub fn prepare(&self) -> Result<Prepared> {
+        let data = self.data.load_prepared(&self.preparation)?;
+        let Some(test_source) = &self.test_data else {
+            let split = stratified_split(data.labels(), self.split, self.seed);
+            let protocol = format!(
+                "one stratified split of {}: {:.0} % train / {:.0} % validation / {:.0} % test (seed {})",
+                self.data.label(),
+                100.0 * (1.0 - self.split.val - self.split.test),
+                100.0 * self.split.val,
+                100.0 * self.split.test,
+                self.seed
+            );
+            return Ok(Prepared {
+                data,
+                split,
+                protocol,
+            });
+        };
+        let test = test_source.load_prepared(&self.preparation)?;
+        let train_count = data.len();
+        let joined = data.concat(&test)?;
+        let fractions = SplitFractions {
+            val: self.split.val,
+            test: 0.0,
+        };
+        let mut split = stratified_split(data.labels(), fractions, self.seed);
+        split.test = (train_count..joined.len()).collect();
+        let protocol = format!(
+            "given test set {} ({} samples, used only for the final test); training and validation from {} ({:.0} % of it stratified to validation, seed {})",
+            test_source.label(),
+            test.len(),
+            self.data.label(),
+            100.0 * self.split.val,
+            self.seed
+        );
+        Ok(Prepared {
+            data: joined,
+            split,
+            protocol,
+        })
+    }
+
     /// The network configuration for data of size `n` with `classes` classes.
     pub fn network(&self, n: usize, classes: usize) -> NetworkConfig {
         NetworkConfig::paper(n, self.reduced_dim.unwrap_or(n.div_ceil(2)), classes)
     }
+}
+
+/// The data of a run, prepared, with its split and a sentence saying which protocol made it.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    /// Every sample (training file first, then a given test set).
+    pub data: Dataset,
+    /// Train, validation and test indices into `data`.
+    pub split: Split,
+    /// How the split was made.
+    pub protocol: String,
 }
 
 /// The part of a run that is a function of its configuration: written to `report.json` and
@@ -144,6 +209,9 @@ pub struct Report {
     pub classes: Vec<String>,
     /// `(train, val, test)` sizes.
     pub split_sizes: (usize, usize, usize),
+    /// How the split was made (one file split, or a given test set).
+    #[serde(default)]
+    pub protocol: String,
     /// The searched genotype.
     pub genotype: Genotype,
     /// Test accuracy of the derived network at its best validation epoch.
@@ -427,21 +495,21 @@ fn run_baseline(
 /// `resume`, stages continue from the checkpoints in `dir`.
 pub fn run(
     config: &RunConfig,
-    data: &Dataset,
+    prepared: &Prepared,
     dir: &Path,
     resume: bool,
     stop: StopAt,
     progress: &dyn Progress,
 ) -> Result<Outcome> {
     let total = Instant::now();
+    let (data, split) = (&prepared.data, &prepared.split);
     std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
     write_json(dir, "config.json", config)?;
-    let split = stratified_split(data.labels(), config.split, config.seed);
-    write_json(dir, "split.json", &split)?;
+    write_json(dir, "split.json", split)?;
     let Some((search, search_logs, search_s)) = search_stage(
         config,
         data,
-        &split,
+        split,
         dir,
         resume,
         stop.search_epochs,
@@ -467,7 +535,7 @@ pub fn run(
         "train",
         &config.train,
         data,
-        &split,
+        split,
         dir,
         resume,
         stop.train_epochs,
@@ -481,7 +549,7 @@ pub fn run(
     };
     write_text(dir, "train.jsonl", &jsonl(&state.history))?;
     let (best_epoch, val_accuracy, test) =
-        test_accuracy(&network, &state, data, &split, config.train.batch_size)?;
+        test_accuracy(&network, &state, data, split, config.train.batch_size)?;
     let best = state.best.as_ref().expect("trained").2.clone();
     write_json(
         dir,
@@ -501,7 +569,7 @@ pub fn run(
     };
     for b in &config.baselines {
         let t = Instant::now();
-        let (acc, p) = run_baseline(*b, config, data, &split, dir, resume, progress)?;
+        let (acc, p) = run_baseline(*b, config, data, split, dir, resume, progress)?;
         baselines.insert(b.name().to_string(), acc);
         baseline_params.insert(b.name().to_string(), p);
         timings
@@ -514,6 +582,7 @@ pub fn run(
         n: data.n(),
         classes: data.class_names().to_vec(),
         split_sizes: (split.train.len(), split.val.len(), split.test.len()),
+        protocol: prepared.protocol.clone(),
         genotype,
         test_accuracy: test,
         best_epoch,
@@ -661,7 +730,7 @@ fn write_plots(
 /// The comparison table printed at the end of a run.
 pub fn table(report: &Report, timings: &Timings) -> String {
     let mut s = format!(
-        "{} — {} samples, {}×{}, {} classes; split {}/{}/{}\n\n",
+        "{} — {} samples, {}×{}, {} classes; split {}/{}/{}\nprotocol: {}\n\n",
         report.dataset,
         report.samples,
         report.n,
@@ -669,7 +738,8 @@ pub fn table(report: &Report, timings: &Timings) -> String {
         report.classes.len(),
         report.split_sizes.0,
         report.split_sizes.1,
-        report.split_sizes.2
+        report.split_sizes.2,
+        report.protocol
     );
     s += &format!(
         "{:<16} {:>14} {:>12} {:>10}\n",
@@ -734,9 +804,8 @@ pub fn evaluate_file(model_path: &Path, data: Option<&Dataset>) -> Result<(f64, 
     let (data, indices) = match data {
         Some(d) => (d, (0..d.len()).collect::<Vec<_>>()),
         None => {
-            own = m.config.data.load()?;
-            let split = stratified_split(own.labels(), m.config.split, m.config.seed);
-            (&own, split.test)
+            own = m.config.prepare()?;
+            (&own.data, own.split.test.clone())
         }
     };
     if data.n() != m.network.config.input_dim || data.num_classes() != m.network.config.num_classes
@@ -758,17 +827,17 @@ pub fn evaluate_file(model_path: &Path, data: Option<&Dataset>) -> Result<(f64, 
 /// `spdnas search`: the search stage alone; writes `search.jsonl`, `genotype.json`, `.dot`.
 pub fn search_only(
     config: &RunConfig,
-    data: &Dataset,
+    prepared: &Prepared,
     dir: &Path,
     resume: bool,
     progress: &dyn Progress,
 ) -> Result<(Genotype, Vec<EpochLog>)> {
+    let (data, split) = (&prepared.data, &prepared.split);
     std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
     write_json(dir, "config.json", config)?;
-    let split = stratified_split(data.labels(), config.split, config.seed);
-    write_json(dir, "split.json", &split)?;
+    write_json(dir, "split.json", split)?;
     let (search, logs, _) =
-        search_stage(config, data, &split, dir, resume, None, progress)?.expect("no stop");
+        search_stage(config, data, split, dir, resume, None, progress)?.expect("no stop");
     let genotype = search.genotype();
     write_json(dir, "genotype.json", &genotype)?;
     write_genotype_drawing(dir, &genotype)?;
@@ -780,11 +849,12 @@ pub fn search_only(
 pub fn train_only(
     config: &RunConfig,
     genotype: &Genotype,
-    data: &Dataset,
+    prepared: &Prepared,
     dir: &Path,
     resume: bool,
     progress: &dyn Progress,
 ) -> Result<(usize, f64, f64, usize)> {
+    let (data, split) = (&prepared.data, &prepared.split);
     let net_config = config.network(data.n(), data.num_classes());
     let mut store = ParamStore::new();
     let network = Network::derived(
@@ -796,14 +866,13 @@ pub fn train_only(
     let params = store.trainable_values();
     std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
     write_json(dir, "config.json", config)?;
-    let split = stratified_split(data.labels(), config.split, config.seed);
     let (state, _) = train_stage(
         &network,
         store,
         "train",
         &config.train,
         data,
-        &split,
+        split,
         dir,
         resume,
         None,
@@ -811,8 +880,7 @@ pub fn train_only(
     )?
     .expect("no stop");
     write_text(dir, "train.jsonl", &jsonl(&state.history))?;
-    let (epoch, val, test) =
-        test_accuracy(&network, &state, data, &split, config.train.batch_size)?;
+    let (epoch, val, test) = test_accuracy(&network, &state, data, split, config.train.batch_size)?;
     let best = state.best.as_ref().expect("trained").2.clone();
     write_json(
         dir,
@@ -830,13 +898,20 @@ pub fn train_only(
 pub fn baseline_only(
     b: Baseline,
     config: &RunConfig,
-    data: &Dataset,
+    prepared: &Prepared,
     dir: &Path,
     progress: &dyn Progress,
 ) -> Result<(f64, usize)> {
     std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
-    let split = stratified_split(data.labels(), config.split, config.seed);
-    run_baseline(b, config, data, &split, dir, false, progress)
+    run_baseline(
+        b,
+        config,
+        &prepared.data,
+        &prepared.split,
+        dir,
+        false,
+        progress,
+    )
 }
 
 /// `runs/<UTC timestamp>` (`YYYYMMDD-HHMMSS`).

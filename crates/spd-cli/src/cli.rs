@@ -3,10 +3,13 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use spdnas::app::{self, AppError, Baseline, DataSource, Outcome, Preset, RunConfig, StopAt};
-use spdnas::data::Format;
+use spdnas::app::{
+    self, AppError, Baseline, DataSource, Outcome, Preparation, Preset, RunConfig, StopAt,
+};
+use spdnas::data::covariance::Estimator;
 use spdnas::data::gaussian::{GaussianConfig, generate_gaussian};
 use spdnas::data::radar::{RadarConfig, generate_radar};
+use spdnas::data::{Format, Regularization, SymmetryPolicy, Validation};
 use spdnas::nas::NetworkConfig;
 use spdnas::nas::search::Order;
 
@@ -180,6 +183,38 @@ struct DataArgs {
     /// Signals per class of the synthetic RADAR.
     #[arg(long)]
     per_class: Option<usize>,
+    /// A separate test set (same formats), used as given: --data is split into training and
+    /// validation only, and the test set is seen only by the final test.
+    #[arg(long, requires = "data")]
+    test_data: Option<PathBuf>,
+    /// Fraction of each class held out for validation (architecture and model selection).
+    #[arg(long)]
+    val_fraction: Option<f64>,
+    /// Fraction of each class held out for the test (without --test-data).
+    #[arg(long, conflicts_with = "test_data")]
+    test_fraction: Option<f64>,
+    /// Covariance estimator for time-series data: scm (sample), lwf (Ledoit–Wolf), oas.
+    #[arg(long, value_enum)]
+    estimator: Option<EstimatorArg>,
+    /// Ridge regularisation: X + ε·(tr X / n)·I for every matrix.
+    #[arg(long, value_name = "EPS", conflicts_with = "shrinkage")]
+    ridge: Option<f64>,
+    /// Shrinkage toward the scaled identity: (1 − α)·X + α·(tr X / n)·I.
+    #[arg(long, value_name = "ALPHA")]
+    shrinkage: Option<f64>,
+    /// Scale every matrix to trace n (mean eigenvalue 1), after any regularisation.
+    #[arg(long)]
+    trace_normalize: bool,
+    /// Replace every matrix by (A + Aᵀ)/2 instead of refusing a non-symmetric one.
+    #[arg(long)]
+    symmetrize: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum EstimatorArg {
+    Scm,
+    Lwf,
+    Oas,
 }
 
 #[derive(Args)]
@@ -277,9 +312,68 @@ impl From<BaselineArg> for Baseline {
     }
 }
 
+/// `v` if it is a fraction in `[0, 1)`, else an input error naming `flag`.
+fn fraction(flag: &str, v: f64) -> Result<f64, AppError> {
+    if (0.0..1.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(AppError::Input(format!("{flag} {v}: must be in [0, 1)")))
+    }
+}
+
 impl DataArgs {
     fn given(&self) -> bool {
         self.data.is_some() || self.dataset.is_some()
+    }
+
+    /// The preparation flags; a value outside its range is an input error naming the flag.
+    fn preparation(&self) -> Result<Preparation, AppError> {
+        let regularization = match (self.ridge, self.shrinkage) {
+            (Some(e), _) if !(e.is_finite() && e > 0.0) => {
+                return Err(AppError::Input(format!("--ridge {e}: must be positive")));
+            }
+            (Some(e), _) => Regularization::TraceShift(e),
+            (None, Some(a)) => Regularization::Shrink(fraction("--shrinkage", a)?),
+            (None, None) => Regularization::None,
+        };
+        Ok(Preparation {
+            estimator: match self.estimator {
+                None | Some(EstimatorArg::Lwf) => Estimator::LedoitWolf,
+                Some(EstimatorArg::Scm) => Estimator::Sample,
+                Some(EstimatorArg::Oas) => Estimator::Oas,
+            },
+            validation: Validation {
+                symmetry: if self.symmetrize {
+                    SymmetryPolicy::Symmetrize
+                } else {
+                    SymmetryPolicy::default()
+                },
+                regularization,
+                trace_normalize: self.trace_normalize,
+            },
+        })
+    }
+
+    /// Sets the data, its preparation, the test set and the split fractions of `config`.
+    fn apply(&self, config: &mut RunConfig) -> Result<(), AppError> {
+        config.preparation = self.preparation()?;
+        config.test_data = self
+            .test_data
+            .as_ref()
+            .map(|p| DataSource::path(p.clone(), self.format.map(Format::from), None));
+        if let Some(v) = self.val_fraction {
+            config.split.val = fraction("--val-fraction", v)?;
+        }
+        if let Some(t) = self.test_fraction {
+            config.split.test = fraction("--test-fraction", t)?;
+        }
+        if config.split.val + config.split.test >= 1.0 {
+            return Err(AppError::Input(format!(
+                "--val-fraction {} and --test-fraction {} leave no training data",
+                config.split.val, config.split.test
+            )));
+        }
+        Ok(())
     }
 
     fn source(&self, seed: u64) -> DataSource {
@@ -362,10 +456,11 @@ fn dispatch(cli: Cli) -> Result<(), AppError> {
             stop_after_train_epochs,
         } => {
             let mut config = schedule.config(data.source(schedule.seed));
+            data.apply(&mut config)?;
             if let Some(b) = baselines {
                 config.baselines = b.into_iter().map(Baseline::from).collect();
             }
-            let dataset = config.data.load()?;
+            let dataset = config.prepare()?;
             let dir = out.unwrap_or_else(app::default_run_dir);
             let stop = StopAt {
                 search_epochs: stop_after_search_epochs,
@@ -392,8 +487,9 @@ fn dispatch(cli: Cli) -> Result<(), AppError> {
             out,
             resume,
         } => {
-            let config = schedule.config(data.source(schedule.seed));
-            let dataset = config.data.load()?;
+            let mut config = schedule.config(data.source(schedule.seed));
+            data.apply(&mut config)?;
+            let dataset = config.prepare()?;
             let dir = out.unwrap_or_else(app::default_run_dir);
             let (genotype, logs) = app::search_only(&config, &dataset, &dir, resume, &bars)?;
             if cli.json {
@@ -421,8 +517,9 @@ fn dispatch(cli: Cli) -> Result<(), AppError> {
             resume,
         } => {
             let genotype = app::genotype_from(&genotype)?;
-            let config = schedule.config(data.source(schedule.seed));
-            let dataset = config.data.load()?;
+            let mut config = schedule.config(data.source(schedule.seed));
+            data.apply(&mut config)?;
+            let dataset = config.prepare()?;
             let dir = out.unwrap_or_else(app::default_run_dir);
             let (epoch, val, test, params) =
                 app::train_only(&config, &genotype, &dataset, &dir, resume, &bars)?;
@@ -441,7 +538,7 @@ fn dispatch(cli: Cli) -> Result<(), AppError> {
         }
         Command::Eval { checkpoint, data } => {
             let dataset = if data.given() {
-                Some(data.source(0).load()?)
+                Some(data.source(0).load_prepared(&data.preparation()?)?)
             } else {
                 None
             };
@@ -458,8 +555,9 @@ fn dispatch(cli: Cli) -> Result<(), AppError> {
             schedule,
             out,
         } => {
-            let config = schedule.config(data.source(schedule.seed));
-            let dataset = config.data.load()?;
+            let mut config = schedule.config(data.source(schedule.seed));
+            data.apply(&mut config)?;
+            let dataset = config.prepare()?;
             let dir = out.unwrap_or_else(app::default_run_dir);
             let b = Baseline::from(which);
             let (acc, params) = app::baseline_only(b, &config, &dataset, &dir, &bars)?;
@@ -549,9 +647,16 @@ fn dispatch(cli: Cli) -> Result<(), AppError> {
                     println!("  class {name}: {count}");
                 }
                 println!(
-                    "eigenvalues in [{:.3e}, {:.3e}], largest condition number {:.3e}",
-                    s.min_eigenvalue, s.max_eigenvalue, s.max_condition
+                    "eigenvalues in [{:.3e}, {:.3e}]; condition number median {:.3e}, largest {:.3e}; {} numerically rank-deficient (κ > 1e8)",
+                    s.min_eigenvalue,
+                    s.max_eigenvalue,
+                    s.median_condition,
+                    s.max_condition,
+                    s.rank_deficient
                 );
+                for hint in s.suggestions() {
+                    println!("suggestion: {hint}");
+                }
             }
         }
     }

@@ -30,9 +30,11 @@ pub enum Regularization {
     /// Matrices must be positive definite as they are.
     #[default]
     None,
-    /// `X + ε (tr X / n) I` (the official code's `1e-5·tr` shift, normalised by `n`).
+    /// Ridge: `X + ε (tr X / n) I`, `ε` relative to the mean eigenvalue (the official code's
+    /// `1e-5·tr` shift, normalised by `n`); command line `--ridge ε`.
     TraceShift(f64),
-    /// `(1 − α) X + α (tr X / n) I`.
+    /// Shrinkage toward the scaled identity, `(1 − α) X + α (tr X / n) I` (pyRiemann's
+    /// `Shrinkage(shrinkage=α)`); command line `--shrinkage α`.
     Shrink(f64),
 }
 
@@ -43,6 +45,10 @@ pub struct Validation {
     pub symmetry: SymmetryPolicy,
     /// Regularisation.
     pub regularization: Regularization,
+    /// After the regularisation, scale every matrix to `tr X = n` (mean eigenvalue 1);
+    /// command line `--trace-normalize`.
+    #[serde(default)]
+    pub trace_normalize: bool,
 }
 
 /// SPD matrices (each `n × n`, column-major, stored contiguously), their class indices, the
@@ -71,6 +77,39 @@ pub struct Summary {
     pub max_eigenvalue: f64,
     /// Largest condition number.
     pub max_condition: f64,
+    /// Median condition number.
+    #[serde(default)]
+    pub median_condition: f64,
+    /// Samples that are numerically rank-deficient: condition number above `1e8`, i.e. their
+    /// smallest eigenvalues are below `1e-8 λ_max` (low-rank covariances plus a tiny ridge).
+    #[serde(default)]
+    pub rank_deficient: usize,
+    /// Smallest and largest trace.
+    #[serde(default)]
+    pub trace_range: (f64, f64),
+}
+
+/// Condition number above which a sample counts as numerically rank-deficient.
+pub const RANK_DEFICIENT_CONDITION: f64 = 1e8;
+
+impl Summary {
+    /// Preparation flags worth trying on this data, with the reason for each.
+    pub fn suggestions(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.rank_deficient > 0 {
+            out.push(format!(
+                "{} of {} samples are numerically rank-deficient (κ > 1e8): try --shrinkage 0.01 or --ridge 1e-3",
+                self.rank_deficient, self.samples
+            ));
+        }
+        if self.trace_range.0 > 0.0 && self.trace_range.1 / self.trace_range.0 > 100.0 {
+            out.push(format!(
+                "traces range over [{:.3e}, {:.3e}]: try --trace-normalize",
+                self.trace_range.0, self.trace_range.1
+            ));
+        }
+        out
+    }
 }
 
 impl Dataset {
@@ -203,17 +242,86 @@ impl Dataset {
         }
     }
 
+    /// The same samples after `validation`'s symmetrisation, regularisation and scaling (for
+    /// generated or embedded data, which are built before a preparation is chosen).
+    pub fn prepared(self, validation: &Validation) -> Result<Dataset> {
+        Dataset::new(
+            self.n,
+            self.matrices,
+            self.labels,
+            self.class_names,
+            &self.provenance,
+            validation,
+        )
+    }
+
+    /// `self` followed by the samples of `other`, whose classes are matched to `self`'s by
+    /// name; returns the joined dataset. A class of `other` that `self` lacks is an error
+    /// naming `other`'s file.
+    pub fn concat(&self, other: &Dataset) -> Result<Dataset> {
+        if other.n != self.n {
+            return Err(DataError::at(
+                &other.provenance,
+                Location::File,
+                Problem::Shape(format!(
+                    "{}×{} matrices, but {} has {}×{}",
+                    other.n, other.n, self.provenance, self.n, self.n
+                )),
+            ));
+        }
+        let mut labels = self.labels.clone();
+        for &l in &other.labels {
+            let name = &other.class_names[l];
+            let c = self
+                .class_names
+                .iter()
+                .position(|c| c == name)
+                .ok_or_else(|| {
+                    DataError::at(
+                        &other.provenance,
+                        Location::File,
+                        Problem::UnknownLabel(format!(
+                            "{name} (not a class of {})",
+                            self.provenance
+                        )),
+                    )
+                })?;
+            labels.push(c);
+        }
+        let mut matrices = self.matrices.clone();
+        matrices.extend_from_slice(&other.matrices);
+        Ok(Dataset {
+            n: self.n,
+            matrices,
+            labels,
+            class_names: self.class_names.clone(),
+            provenance: format!("{} + {}", self.provenance, other.provenance),
+        })
+    }
+
     /// Counts, class balance and spectrum range.
     pub fn summary(&self) -> Summary {
-        let (mut lo, mut hi, mut cond) = (f64::INFINITY, 0.0f64, 1.0f64);
+        let (mut lo, mut hi) = (f64::INFINITY, 0.0f64);
+        let mut conditions = Vec::with_capacity(self.len());
+        let mut traces = (f64::INFINITY, 0.0f64);
         for i in 0..self.len() {
-            if let Ok(v) = spd_linalg::eigvalsh(self.matrix(i)) {
+            let m = self.matrix(i);
+            let t: f64 = (0..self.n).map(|k| m[(k, k)]).sum();
+            traces = (traces.0.min(t), traces.1.max(t));
+            if let Ok(v) = spd_linalg::eigvalsh(m) {
                 let (a, b) = (v[0], v[v.len() - 1]);
                 lo = lo.min(a);
                 hi = hi.max(b);
-                cond = cond.max(b / a);
+                conditions.push(b / a);
             }
         }
+        conditions.sort_by(f64::total_cmp);
+        let cond = conditions.last().copied().unwrap_or(1.0);
+        let median_condition = conditions.get(conditions.len() / 2).copied().unwrap_or(1.0);
+        let rank_deficient = conditions
+            .iter()
+            .filter(|&&c| c > RANK_DEFICIENT_CONDITION)
+            .count();
         Summary {
             samples: self.len(),
             n: self.n,
@@ -226,6 +334,9 @@ impl Dataset {
             min_eigenvalue: lo,
             max_eigenvalue: hi,
             max_condition: cond,
+            median_condition,
+            rank_deficient,
+            trace_range: traces,
         }
     }
 }
@@ -277,7 +388,12 @@ fn validate_matrix(m: &mut [f64], n: usize, v: &Validation) -> std::result::Resu
         }
     }
     let view = MatRef::from_column_major_slice(m, n, n);
-    match spd_linalg::validate::check_spd_with_tolerance(view, f64::INFINITY) {
+    let checked = spd_linalg::validate::check_spd_with_tolerance(view, f64::INFINITY);
+    if checked.is_ok() && v.trace_normalize {
+        let scale = n as f64 / (0..n).map(|i| m[i + i * n]).sum::<f64>();
+        m.iter_mut().for_each(|x| *x *= scale);
+    }
+    match checked {
         Ok(()) => Ok(()),
         Err(spd_linalg::LinalgError::NotPositiveDefinite { min_eigenvalue, .. }) => {
             Err(Problem::NotPositiveDefinite { min_eigenvalue })

@@ -42,7 +42,7 @@ pub enum Problem {
     NotFinite { row: usize, col: usize, value: f64 },
     /// A matrix that is not symmetric within tolerance.
     #[error(
-        "not symmetric: |a[{row},{col}] − a[{col},{row}]| = {difference:e} (tolerance {tolerance:e}); pass a symmetrise policy to accept it"
+        "not symmetric: |a[{row},{col}] − a[{col},{row}]| = {difference:e} (tolerance {tolerance:e}); accept it with --symmetrize"
     )]
     NotSymmetric {
         row: usize,
@@ -52,7 +52,7 @@ pub enum Problem {
     },
     /// A matrix that is not positive definite.
     #[error(
-        "not positive definite (smallest eigenvalue {min_eigenvalue:e}); ask for a regularisation to accept it"
+        "not positive definite (smallest eigenvalue {min_eigenvalue:e}); accept it with a regularisation: --ridge 1e-6 (adds 1e-6·tr(X)/n·I) or --shrinkage 0.01"
     )]
     NotPositiveDefinite { min_eigenvalue: f64 },
     /// A class without any sample.

@@ -132,6 +132,25 @@ pub fn spectral_batch<F: SpectralFn + ?Sized>(
     data: &[f64],
     n: usize,
 ) -> Result<(Vec<f64>, EighBatch)> {
+    forward_batch(data, n, |ws, x, values, u, y| {
+        ws.forward_into(f, x, values, u, y)
+    })
+}
+
+/// One forward per matrix, `forward(ws, X_k, λ_k, U_k, Y_k)`, in parallel with per-thread
+/// workspaces; the decompositions it writes are returned for the backward.
+pub(crate) fn forward_batch(
+    data: &[f64],
+    n: usize,
+    forward: impl Fn(
+        &mut SpectralWorkspace,
+        MatRef<'_, f64>,
+        &mut [f64],
+        MatMut<'_, f64>,
+        MatMut<'_, f64>,
+    ) -> Result<()>
+    + Sync,
+) -> Result<(Vec<f64>, EighBatch)> {
     let count = check_len(data.len(), n)?;
     let nn = n * n;
     let mut eig = EighBatch::zeros(n, count);
@@ -151,7 +170,7 @@ pub fn spectral_batch<F: SpectralFn + ?Sized>(
                 let x = MatRef::from_column_major_slice(x, n, n);
                 let y = MatMut::from_column_major_slice_mut(y, n, n);
                 let u = MatMut::from_column_major_slice_mut(vectors, n, n);
-                (k, ws.forward_into(f, x, values, u, y))
+                (k, forward(ws, x, values, u, y))
             },
         );
     first_error(results)?;
@@ -164,6 +183,20 @@ pub fn spectral_backward_batch<F: SpectralFn + ?Sized>(
     f: &F,
     eig: &EighBatch,
     grad: &[f64],
+) -> Result<Vec<f64>> {
+    backward_batch(eig, grad, |ws, values, u, g, dx| {
+        ws.backward_into(f, values, u, g, dx)
+    })
+}
+
+/// One backward per matrix, `backward(ws, λ_k, U_k, G_k, ∂X_k)`, in parallel with per-thread
+/// workspaces.
+pub(crate) fn backward_batch(
+    eig: &EighBatch,
+    grad: &[f64],
+    backward: impl Fn(&mut SpectralWorkspace, &[f64], MatRef<'_, f64>, MatRef<'_, f64>, MatMut<'_, f64>)
+    + Sync
+    + Send,
 ) -> Result<Vec<f64>> {
     let n = eig.n;
     let count = eig.len();
@@ -189,7 +222,7 @@ pub fn spectral_backward_batch<F: SpectralFn + ?Sized>(
                 let g = MatRef::from_column_major_slice(g, n, n);
                 let u = MatRef::from_column_major_slice(vectors, n, n);
                 let dx = MatMut::from_column_major_slice_mut(dx, n, n);
-                ws.backward_into(f, values, u, g, dx);
+                backward(ws, values, u, g, dx);
             },
         );
     Ok(out)

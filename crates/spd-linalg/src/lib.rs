@@ -7,6 +7,8 @@
 //!   function with its derivative, and the exact Daleckii–Krein backward.
 //! - [`batch`]: the same over contiguous batches of matrices, parallel with rayon,
 //!   bit-identical for any thread count.
+//! - [`capped_exp`]: the exponential with a spectrum-relative floor that bounds the output's
+//!   condition number (log-domain pooling).
 //! - [`airm`] and [`mean`]: affine-invariant distance, Exp/Log maps, geodesics, parallel
 //!   transport, weighted Karcher and log-Euclidean means.
 //! - [`stiefel`]: tangent projection and QR, polar and Cayley retractions.
@@ -17,6 +19,7 @@
 
 pub mod airm;
 pub mod batch;
+pub mod capped_exp;
 mod counter;
 pub mod dense;
 pub mod eigh;
@@ -35,6 +38,7 @@ pub use airm::{
     SpdPoint, distance, exp_map, geodesic, log_euclidean_distance, log_map, parallel_transport,
 };
 pub use batch::{EighBatch, eigh_batch, eigh_batch_seq, spectral_backward_batch, spectral_batch};
+pub use capped_exp::{CappedExp, LOG_CONDITION_CAP, capped_exp_backward_batch, capped_exp_batch};
 pub use counter::{evd_count, evd_counts_by_size};
 pub use dense::{congruence, symmetrize};
 pub use eigh::{EighWorkspace, SymEig, eigh, eigvalsh};

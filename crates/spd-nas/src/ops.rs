@@ -7,35 +7,43 @@ use serde::{Deserialize, Serialize};
 use spd_autograd::layers::{BatchNormSpd, BiMapLayer, ForwardCtx};
 use spd_autograd::ops::arith::{gather_channels, select_channel, select_entries};
 use spd_autograd::ops::concat::{block_diag, concat_channels};
-use spd_autograd::ops::eig::{exp_eig, log_eig, reeig_default};
+use spd_autograd::ops::eig::{log_eig, reeig_default};
 use spd_autograd::ops::frechet::{frechet_mean, weighted_frechet_mean};
-use spd_autograd::ops::pool::{PoolMode, pool2d, pooled_size};
+use spd_autograd::ops::pool::{PoolMode, Windows, log_pool_of_log, pooled_size};
 use spd_autograd::ops::simplex::{Normalization, normalize_rows};
 use spd_autograd::{Graph, Manifold, ParamId, ParamStore, Tensor, Var};
 
 use crate::error::{NasError, Result};
 use crate::space::OpKind;
 
-/// Kernel and stride of a log-domain pooling from `n_in` to `n_out`: the largest stride
-/// `≤ ⌊(n_in − 1)/(n_out − 1)⌋` with a kernel `≥ stride` that lands exactly on `n_out`, and the
-/// smallest such kernel (20→10: 2/2, 93→30: 4/3, 100→50: 2/2, the paper's hard-coded values;
-/// spec D8).
-pub fn pool_geometry(n_in: usize, n_out: usize) -> Result<(usize, usize)> {
+/// The windows of a log-domain pooling from `n_in` to `n_out`. Where the paper's regular
+/// geometry exists — the largest stride `≤ ⌊(n_in − 1)/(n_out − 1)⌋` with a kernel `≥ stride`
+/// that lands exactly on `n_out`, the smallest such kernel (20→10: 2/2, 93→30: 4/3, 100→50:
+/// 2/2, the paper's hard-coded values; spec D8) — and its kernel is no wider than adaptive
+/// windows (`⌈n_in/n_out⌉ + 1`), it is used; otherwise adaptive windows. Without that bound, odd
+/// sizes got a single-stride window over half the matrix (51→26: kernel 26, stride 1), which
+/// pools far-apart entries together.
+pub fn pool_geometry(n_in: usize, n_out: usize) -> Result<Windows> {
     if n_out == 0 || n_out > n_in {
         return Err(NasError::Config(format!("cannot pool {n_in} to {n_out}")));
     }
     if n_out == 1 {
-        return Ok((n_in, 1));
+        return Ok(Windows::Regular {
+            kernel: n_in,
+            stride: 1,
+        });
     }
+    let widest = n_in.div_ceil(n_out) + 1;
     let largest = ((n_in - 1) / (n_out - 1)).max(1);
-    (1..=largest)
-        .rev()
-        .find_map(|stride| {
-            (stride..=n_in)
-                .find(|&k| pooled_size(n_in, k, stride) == Some(n_out))
-                .map(|k| (k, stride))
-        })
-        .ok_or_else(|| NasError::Config(format!("no pooling window maps {n_in} to {n_out}")))
+    let regular = (1..=largest).rev().find_map(|stride| {
+        (stride..=n_in)
+            .find(|&k| pooled_size(n_in, k, stride) == Some(n_out))
+            .map(|kernel| (kernel, stride))
+    });
+    Ok(match regular {
+        Some((kernel, stride)) if kernel <= widest => Windows::Regular { kernel, stride },
+        _ => Windows::Adaptive { output: n_out },
+    })
 }
 
 /// Values computed once per forward and shared by the edges that need them: `ReEig(x)` and
@@ -106,12 +114,10 @@ pub enum Op {
         /// The batch norm.
         bn: BatchNormSpd,
     },
-    /// LogEig → 2-D pool → ExpEig → BN.
+    /// LogEig → 2-D pool → ExpEig (condition-capped) → BN.
     LogPool {
-        /// Window.
-        kernel: usize,
-        /// Stride.
-        stride: usize,
+        /// Windows.
+        windows: Windows,
         /// Average or max.
         mode: PoolMode,
         /// The batch norm.
@@ -190,15 +196,14 @@ impl Op {
                 }
             }
             OpKind::AvgPool | OpKind::MaxPool => {
-                let (kernel, stride) = pool_geometry(n_in, n_out)?;
+                let windows = pool_geometry(n_in, n_out)?;
                 let mode = if kind == OpKind::AvgPool {
                     PoolMode::Average
                 } else {
                     PoolMode::Max
                 };
                 Op::LogPool {
-                    kernel,
-                    stride,
+                    windows,
                     mode,
                     bn: bn(store)?,
                 }
@@ -303,15 +308,9 @@ impl Op {
                 let m = concat_channels(g, &outs)?;
                 bn.forward(g, store, ctx, m)?
             }
-            Op::LogPool {
-                kernel,
-                stride,
-                mode,
-                bn,
-            } => {
+            Op::LogPool { windows, mode, bn } => {
                 let l = cache.log(g, x)?;
-                let p = pool2d(g, l, *kernel, *stride, *mode)?;
-                let e = exp_eig(g, p)?;
+                let e = log_pool_of_log(g, l, *windows, *mode)?;
                 bn.forward(g, store, ctx, e)?
             }
             Op::SkipReduced { first, second } => {
@@ -361,13 +360,22 @@ mod tests {
 
     #[test]
     fn pool_geometry_reproduces_the_paper() {
-        assert_eq!(pool_geometry(20, 10).unwrap(), (2, 2));
-        assert_eq!(pool_geometry(93, 30).unwrap(), (4, 3));
-        assert_eq!(pool_geometry(100, 50).unwrap(), (2, 2));
-        for n_in in 2..60 {
-            for n_out in 1..=n_in {
-                let (k, s) = pool_geometry(n_in, n_out).unwrap();
-                assert_eq!(pooled_size(n_in, k, s), Some(n_out), "{n_in} → {n_out}");
+        let regular = |kernel, stride| Windows::Regular { kernel, stride };
+        assert_eq!(pool_geometry(20, 10).unwrap(), regular(2, 2));
+        assert_eq!(pool_geometry(93, 30).unwrap(), regular(4, 3));
+        assert_eq!(pool_geometry(100, 50).unwrap(), regular(2, 2));
+    }
+
+    /// Every size pair gets `n_out` windows, none wider than `⌈n_in/n_out⌉ + 1` (so odd sizes
+    /// such as 51→26 pool neighbouring entries, not half the matrix).
+    #[test]
+    fn pool_windows_are_local_for_every_size() {
+        for n_in in 2..120 {
+            for n_out in 2..=n_in {
+                let ranges = pool_geometry(n_in, n_out).unwrap().ranges(n_in).unwrap();
+                assert_eq!(ranges.len(), n_out, "{n_in} → {n_out}");
+                let widest = n_in.div_ceil(n_out) + 1;
+                assert!(ranges.iter().all(|r| r.len() <= widest), "{n_in} → {n_out}");
             }
         }
     }

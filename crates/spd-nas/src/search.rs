@@ -188,7 +188,11 @@ fn retracted(
         p.value = p
             .manifold
             .retract(&p.value, &d.scaled(s))
-            .map_err(|e| NasError::Config(format!("retraction of {}: {e}", p.name)))?;
+            .map_err(|source| NasError::Manifold {
+                what: "retraction",
+                param: p.name.clone(),
+                source,
+            })?;
     }
     Ok(out)
 }
@@ -204,7 +208,11 @@ fn riemannian(
             let r = p
                 .manifold
                 .riemannian_gradient(&p.value, t)
-                .map_err(|e| NasError::Config(format!("gradient of {}: {e}", p.name)))?;
+                .map_err(|source| NasError::Manifold {
+                    what: "Riemannian gradient",
+                    param: p.name.clone(),
+                    source,
+                })?;
             Ok((*id, r))
         })
         .collect()
@@ -255,17 +263,20 @@ pub fn arch_gradient(
             let mut g_alpha = alpha_of(&grads);
             let v = riemannian(&virtual_w, &weight_grads(&grads, &virtual_w))?;
             // moved to T_w by projection, then w± = R_w(±δ v), δ = 0.01/‖v‖
-            let v_at_w: BTreeMap<ParamId, Tensor> = v
-                .iter()
-                .map(|(id, t)| {
-                    let p = weights.get(*id).expect("own parameter");
-                    let moved = p
-                        .manifold
-                        .transport(&p.value, t)
-                        .map_err(|e| NasError::Config(e.to_string()))?;
-                    Ok((*id, moved))
-                })
-                .collect::<Result<_>>()?;
+            let v_at_w: BTreeMap<ParamId, Tensor> =
+                v.iter()
+                    .map(|(id, t)| {
+                        let p = weights.get(*id).expect("own parameter");
+                        let moved = p.manifold.transport(&p.value, t).map_err(|source| {
+                            NasError::Manifold {
+                                what: "transport",
+                                param: p.name.clone(),
+                                source,
+                            }
+                        })?;
+                        Ok((*id, moved))
+                    })
+                    .collect::<Result<_>>()?;
             let norm = v_at_w.values().map(Tensor::norm_sq).sum::<f64>().sqrt();
             if norm == 0.0 {
                 return Ok(g_alpha);
@@ -396,7 +407,9 @@ impl Search {
         for (i, tb) in train_batches.iter().enumerate() {
             let (tx, ty) = batch(data, tb)?;
             let (vx, vy) = batch(data, &val_batches[i % val_batches.len()])?;
-            let (l, c) = self.step((&tx, &ty), (&vx, &vy))?;
+            let (l, c) = self
+                .step((&tx, &ty), (&vx, &vy))
+                .map_err(|e| e.in_step("search", epoch, i))?;
             loss_sum += l * ty.len() as f64;
             correct += c;
             seen += ty.len();

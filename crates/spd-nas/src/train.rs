@@ -122,20 +122,22 @@ impl TrainState {
 
     /// Reads a checkpoint written by [`TrainState::save`].
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| NasError::Config(format!("{}: {e}", path.display())))?;
-        serde_json::from_str(&text).map_err(|e| {
-            NasError::Config(format!(
-                "{}: not a training checkpoint ({e})",
-                path.display()
-            ))
-        })
+        let fail = |message: String| NasError::Checkpoint {
+            path: path.display().to_string(),
+            message,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
+        serde_json::from_str(&text).map_err(|e| fail(format!("not a training checkpoint ({e})")))
     }
 
     /// Writes the state atomically (temporary file, then rename).
     pub fn save(&self, path: &Path) -> Result<()> {
-        let json = serde_json::to_string(self).map_err(|e| NasError::Config(e.to_string()))?;
-        spd_data::write_atomic(path, json.as_bytes()).map_err(|e| NasError::Config(e.to_string()))
+        let fail = |message: String| NasError::Checkpoint {
+            path: path.display().to_string(),
+            message,
+        };
+        let json = serde_json::to_string(self).map_err(|e| fail(e.to_string()))?;
+        spd_data::write_atomic(path, json.as_bytes()).map_err(|e| fail(e.problem.to_string()))
     }
 
     /// Whether training is over: all epochs run, or patience exhausted.
@@ -255,7 +257,8 @@ pub fn train_epoch(
     let ids = state.weights.ids();
     for (i, b) in batches.iter().enumerate() {
         let (x, y) = batch(data, b)?;
-        let (loss, c) = train_step(model, state, x, &y, &ids, config.grad_clip)?;
+        let (loss, c) = train_step(model, state, x, &y, &ids, config.grad_clip)
+            .map_err(|e| e.in_step("training", state.epoch, i))?;
         loss_sum += loss * y.len() as f64;
         correct += c;
         seen += y.len();
