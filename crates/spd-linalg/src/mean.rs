@@ -2,6 +2,7 @@
 //! log-Euclidean mean.
 
 use faer::{Mat, MatRef};
+use rayon::prelude::*;
 
 use crate::airm::SpdPoint;
 use crate::error::{LinalgError, Result};
@@ -100,7 +101,12 @@ pub fn arithmetic_mean(mats: &[MatRef<'_, f64>], weights: &[f64]) -> Mat<f64> {
     out
 }
 
+/// Matrices whose log maps [`whitened_tangent_mean`] holds at once.
+const TANGENT_CHUNK: usize = 256;
+
 /// `T = Σ w_k log(M^{-1/2} X_k M^{-1/2})`: the Riemannian gradient direction at `M`, whitened.
+/// The log maps of a chunk are computed in parallel and summed in index order, so `T` (and the
+/// reported error, the lowest index's) does not depend on the thread count.
 fn whitened_tangent_mean(
     point: &SpdPoint,
     mats: &[MatRef<'_, f64>],
@@ -108,10 +114,20 @@ fn whitened_tangent_mean(
 ) -> Result<Mat<f64>> {
     let n = point.eig.dim();
     let mut t = Mat::<f64>::zeros(n, n);
-    for (x, &wk) in mats.iter().zip(w) {
-        if wk != 0.0 {
-            let (l, _) = spectral(&Log, point.whiten(*x).as_ref())?;
-            t += faer::Scale(wk) * &l;
+    for (xs, ws) in mats.chunks(TANGENT_CHUNK).zip(w.chunks(TANGENT_CHUNK)) {
+        let logs: Vec<_> = xs
+            .par_iter()
+            .zip(ws)
+            .map(|(x, &wk)| {
+                (wk != 0.0)
+                    .then(|| spectral(&Log, point.whiten(*x).as_ref()).map(|(l, _)| l))
+                    .transpose()
+            })
+            .collect();
+        for (l, &wk) in logs.into_iter().zip(ws) {
+            if let Some(l) = l? {
+                t += faer::Scale(wk) * &l;
+            }
         }
     }
     Ok(t)

@@ -3,6 +3,7 @@
 //! pyRiemann's toolbox: MDM and tangent-space logistic regression.
 
 use rand::Rng;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use spd_autograd::layers::{BatchNormSpd, BiMapLayer, ForwardCtx, LinearLayer};
 use spd_autograd::ops::eig::reeig_default;
@@ -171,8 +172,23 @@ pub fn random_genotype<R: Rng + ?Sized>(config: &NetworkConfig, rng: &mut R) -> 
     }
 }
 
+/// `f` of each item, in parallel and in input order; the error of the lowest index is the one
+/// returned, so neither results nor errors depend on the thread count.
+fn par_map<T: Sync, U: Send>(
+    items: &[T],
+    f: impl Fn(&T) -> Result<U> + Sync + Send,
+) -> Result<Vec<U>> {
+    items
+        .par_iter()
+        .map(f)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .collect()
+}
+
 /// Minimum distance to the Riemannian mean (Barachant et al. 2012): one Karcher mean per
 /// class; a sample goes to the class whose mean is nearest in the affine-invariant distance.
+/// Classes are fitted, and samples classified, in parallel.
 #[derive(Debug, Clone)]
 pub struct Mdm {
     means: Vec<Mat<f64>>,
@@ -181,43 +197,37 @@ pub struct Mdm {
 impl Mdm {
     /// Class means of the samples `indices`.
     pub fn fit(data: &Dataset, indices: &[usize]) -> Result<Self> {
-        let means = (0..data.num_classes())
-            .map(|c| {
-                let mats: Vec<_> = indices
-                    .iter()
-                    .filter(|&&i| data.labels()[i] == c)
-                    .map(|&i| data.matrix(i))
-                    .collect();
-                if mats.is_empty() {
-                    return Err(NasError::Config(format!(
-                        "class {} has no training sample",
-                        data.class_names()[c]
-                    )));
-                }
-                Ok(karcher_mean(&mats, None, KarcherOptions::default())
-                    .map_err(|e| NasError::Config(e.to_string()))?
-                    .mean)
-            })
-            .collect::<Result<_>>()?;
+        let mut members = vec![Vec::new(); data.num_classes()];
+        for &i in indices {
+            members[data.labels()[i]].push(data.matrix(i));
+        }
+        if let Some(c) = members.iter().position(Vec::is_empty) {
+            return Err(NasError::Config(format!(
+                "class {} has no training sample",
+                data.class_names()[c]
+            )));
+        }
+        let means = par_map(&members, |mats| {
+            Ok(karcher_mean(mats, None, KarcherOptions::default())
+                .map_err(|e| NasError::Config(e.to_string()))?
+                .mean)
+        })?;
         Ok(Self { means })
     }
 
     /// The nearest class mean of each sample.
     pub fn predict(&self, data: &Dataset, indices: &[usize]) -> Result<Vec<usize>> {
-        indices
-            .iter()
-            .map(|&i| {
-                let d: Vec<f64> = self
-                    .means
-                    .iter()
-                    .map(|m| distance(m.as_ref(), data.matrix(i)))
-                    .collect::<std::result::Result<_, _>>()
-                    .map_err(|e| NasError::Config(e.to_string()))?;
-                Ok((0..d.len())
-                    .min_by(|&a, &b| d[a].total_cmp(&d[b]))
-                    .expect("classes"))
-            })
-            .collect()
+        par_map(indices, |&i| {
+            let d: Vec<f64> = self
+                .means
+                .iter()
+                .map(|m| distance(m.as_ref(), data.matrix(i)))
+                .collect::<std::result::Result<_, _>>()
+                .map_err(|e| NasError::Config(e.to_string()))?;
+            Ok((0..d.len())
+                .min_by(|&a, &b| d[a].total_cmp(&d[b]))
+                .expect("classes"))
+        })
     }
 }
 
@@ -240,23 +250,20 @@ fn tangent_features(
     indices: &[usize],
 ) -> Result<Vec<Vec<f64>>> {
     let n = data.n();
-    indices
-        .iter()
-        .map(|&i| {
-            let w = reference.whiten(data.matrix(i));
-            let l = spd_linalg::logm(w.as_ref()).map_err(|e| NasError::Config(e.to_string()))?;
-            Ok((0..n)
-                .flat_map(|j| (0..=j).map(move |r| (r, j)))
-                .map(|(r, j)| {
-                    if r == j {
-                        l[(r, j)]
-                    } else {
-                        std::f64::consts::SQRT_2 * l[(r, j)]
-                    }
-                })
-                .collect())
-        })
-        .collect()
+    par_map(indices, |&i| {
+        let w = reference.whiten(data.matrix(i));
+        let l = spd_linalg::logm(w.as_ref()).map_err(|e| NasError::Config(e.to_string()))?;
+        Ok((0..n)
+            .flat_map(|j| (0..=j).map(move |r| (r, j)))
+            .map(|(r, j)| {
+                if r == j {
+                    l[(r, j)]
+                } else {
+                    std::f64::consts::SQRT_2 * l[(r, j)]
+                }
+            })
+            .collect())
+    })
 }
 
 impl Tslr {
@@ -318,11 +325,16 @@ impl Tslr {
 
     /// Predicted classes.
     pub fn predict(&self, data: &Dataset, indices: &[usize]) -> Result<Vec<usize>> {
+        Ok(argmax_rows(&self.logits(data, indices)?))
+    }
+
+    /// Class logits, one row per sample.
+    fn logits(&self, data: &Dataset, indices: &[usize]) -> Result<Tensor> {
         let feats = tangent_features(&self.reference, data, indices)?;
         let mut g = Graph::new();
         let xv = g.constant(standardized(&feats, &self.mean, &self.scale)?);
         let logits = self.head.forward(&mut g, &self.store, xv)?;
-        Ok(argmax_rows(g.value(logits)))
+        Ok(g.value(logits).clone())
     }
 }
 
@@ -343,4 +355,68 @@ pub fn accuracy(data: &Dataset, indices: &[usize], predicted: &[usize]) -> f64 {
         .filter(|(i, p)| data.labels()[**i] == **p)
         .count();
     hits as f64 / indices.len().max(1) as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use spd_data::gaussian::{GaussianConfig, generate_gaussian};
+
+    fn on_threads<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> T {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+            .install(f)
+    }
+
+    fn bits<'a>(values: impl IntoIterator<Item = &'a f64>) -> Vec<u64> {
+        values.into_iter().map(|v| v.to_bits()).collect()
+    }
+
+    fn mat_bits(m: &Mat<f64>) -> Vec<u64> {
+        bits((0..m.ncols()).flat_map(|j| m.col(j).iter()))
+    }
+
+    /// The bits of the fitted models (MDM class means; TSLR reference, standardisation, weights
+    /// and test logits) and both models' test predictions.
+    fn fingerprint(data: &Dataset, train: &[usize], test: &[usize]) -> (Vec<u64>, Vec<usize>) {
+        let mdm = Mdm::fit(data, train).unwrap();
+        let tslr = Tslr::fit(data, train, 1e-3, 20, 0).unwrap();
+        let mut raw: Vec<u64> = mdm.means.iter().flat_map(mat_bits).collect();
+        raw.extend(mat_bits(&tslr.reference.sqrt));
+        raw.extend(bits(&tslr.mean));
+        raw.extend(bits(&tslr.scale));
+        for (_, p) in tslr.store.iter() {
+            raw.extend(bits(p.value.data()));
+        }
+        raw.extend(bits(tslr.logits(data, test).unwrap().data()));
+        let mut predicted = mdm.predict(data, test).unwrap();
+        predicted.extend(tslr.predict(data, test).unwrap());
+        (raw, predicted)
+    }
+
+    #[test]
+    fn mdm_and_tslr_are_bit_identical_on_one_and_two_threads() {
+        let data = generate_gaussian(
+            &GaussianConfig {
+                n: 6,
+                classes: 4,
+                per_class: 90,
+                ..Default::default()
+            },
+            3,
+        )
+        .unwrap();
+        // 300 training samples: the TSLR mean spans two chunks of log maps.
+        let (train, test): (Vec<usize>, Vec<usize>) = (0..data.len()).partition(|&i| i < 300);
+        let one = on_threads(1, || fingerprint(&data, &train, &test));
+        let two = on_threads(2, || fingerprint(&data, &train, &test));
+        assert_eq!(one.1, two.1, "predictions");
+        assert!(one.0 == two.0, "raw model numbers differ");
+        let hits = (0..test.len())
+            .filter(|&k| one.1[k] == data.labels()[test[k]])
+            .count();
+        assert!(hits > test.len() / 2, "MDM hits {hits} of {}", test.len());
+    }
 }
