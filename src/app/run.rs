@@ -903,6 +903,7 @@ pub fn baseline_only(
     progress: &dyn Progress,
 ) -> Result<(f64, usize)> {
     std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
+    write_json(dir, "config.json", config)?;
     run_baseline(
         b,
         config,

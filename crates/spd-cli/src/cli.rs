@@ -160,6 +160,9 @@ enum DataCommand {
         /// Labels file for .npy data.
         #[arg(long)]
         labels: Option<PathBuf>,
+        /// Preparation applied before the summary.
+        #[command(flatten)]
+        prep: PrepArgs,
     },
 }
 
@@ -193,6 +196,14 @@ struct DataArgs {
     /// Fraction of each class held out for the test (without --test-data).
     #[arg(long, conflicts_with = "test_data")]
     test_fraction: Option<f64>,
+    /// Preparation of the matrices.
+    #[command(flatten)]
+    prep: PrepArgs,
+}
+
+/// How matrices are prepared before use.
+#[derive(Args)]
+struct PrepArgs {
     /// Covariance estimator for time-series data: scm (sample), lwf (Ledoit–Wolf), oas.
     #[arg(long, value_enum)]
     estimator: Option<EstimatorArg>,
@@ -321,11 +332,7 @@ fn fraction(flag: &str, v: f64) -> Result<f64, AppError> {
     }
 }
 
-impl DataArgs {
-    fn given(&self) -> bool {
-        self.data.is_some() || self.dataset.is_some()
-    }
-
+impl PrepArgs {
     /// The preparation flags; a value outside its range is an input error naming the flag.
     fn preparation(&self) -> Result<Preparation, AppError> {
         let regularization = match (self.ridge, self.shrinkage) {
@@ -353,10 +360,16 @@ impl DataArgs {
             },
         })
     }
+}
+
+impl DataArgs {
+    fn given(&self) -> bool {
+        self.data.is_some() || self.dataset.is_some()
+    }
 
     /// Sets the data, its preparation, the test set and the split fractions of `config`.
     fn apply(&self, config: &mut RunConfig) -> Result<(), AppError> {
-        config.preparation = self.preparation()?;
+        config.preparation = self.prep.preparation()?;
         config.test_data = self
             .test_data
             .as_ref()
@@ -538,7 +551,7 @@ fn dispatch(cli: Cli) -> Result<(), AppError> {
         }
         Command::Eval { checkpoint, data } => {
             let dataset = if data.given() {
-                Some(data.source(0).load_prepared(&data.preparation()?)?)
+                Some(data.source(0).load_prepared(&data.prep.preparation()?)?)
             } else {
                 None
             };
@@ -629,9 +642,10 @@ fn dispatch(cli: Cli) -> Result<(), AppError> {
             path,
             format,
             labels,
+            prep,
         }) => {
             let source = DataSource::path(path, format.map(Format::from), labels);
-            let d = source.load()?;
+            let d = source.load_prepared(&prep.preparation()?)?;
             let s = d.summary();
             if cli.json {
                 print_json(&s);

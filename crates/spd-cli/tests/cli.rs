@@ -164,3 +164,62 @@ fn tiny_run_and_data_round_trip_through_the_binary() {
     let params = spdnas(&["genotype", "params", "radar_sparsemax"]);
     assert_eq!(String::from_utf8_lossy(&params.stdout).trim(), "15203");
 }
+
+/// An exactly singular sample is refused with exit code 2 and a message naming `--ridge`; the
+/// same file with `--ridge 1e-6` runs a baseline, inspects, and records the ridge in
+/// `config.json`.
+#[test]
+fn singular_samples_are_accepted_with_the_flag_the_error_names() {
+    let dir = TempDir::new("singular");
+    let out = dir.0.join("out");
+    let out_s = out.to_str().unwrap();
+    // sample 0 is [[1, 1], [1, 1]] (rank 1), sample 1 the identity
+    let x = [1.0, 1.0, 1.0, 1.0, 1.0, 0.0, 0.0, 1.0];
+    let path = dir.0.join("singular.npz");
+    std::fs::write(
+        &path,
+        npz_bytes(&[
+            ("X", npy_f64(&[2, 2, 2], &x)),
+            ("y", npy_i64(&[2], &[0, 1])),
+        ]),
+    )
+    .unwrap();
+    let p = path.to_str().unwrap();
+    fails_cleanly(
+        &["baseline", "mdm", "--data", p, "--out", out_s],
+        &out,
+        "--ridge",
+    );
+    fails_cleanly(&["data", "inspect", p], &out, "--ridge");
+    let o = spdnas(&["--quiet", "data", "inspect", p, "--ridge", "1e-6"]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let o = spdnas(&[
+        "--quiet", "baseline", "mdm", "--data", p, "--ridge", "1e-6", "--out", out_s,
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let config = std::fs::read_to_string(out.join("config.json")).unwrap();
+    assert!(config.contains("\"TraceShift\": 1e-6"), "{config}");
+    std::fs::remove_dir_all(&out).unwrap();
+    let o = spdnas(&[
+        "--quiet",
+        "baseline",
+        "mdm",
+        "--data",
+        p,
+        "--ridge=-1",
+        "--out",
+        out_s,
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--ridge -1"));
+}
