@@ -64,15 +64,8 @@ fn case() -> impl Strategy<Value = (usize, usize, usize, f64, bool, u64)> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig {
-        cases: 16,
-        rng_seed: if std::env::var_os("SPDNAS_PROPTEST_RANDOM").is_some() {
-            proptest::test_runner::RngSeed::Random
-        } else {
-            proptest::test_runner::RngSeed::Fixed(0x5eed_0010)
-        },
-        ..ProptestConfig::default()
-    })]
+    // 16 cases from the gradient checks' fixed seed: each case is a whole supernet
+    #![proptest_config(ProptestConfig { cases: 16, ..spd_autograd::gradcheck::config() })]
 
     /// Forward, backward and one first-order search step of a random supernet on low-rank,
     /// ill-conditioned inputs: every node SPD, logits, loss and gradients finite, and the
