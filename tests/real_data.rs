@@ -60,13 +60,15 @@ fn finish(outcome: Outcome) -> app::Report {
 /// overflow), 10 classes: one full search epoch and the default training and baselines run to
 /// the end with finite, better-than-chance results.
 #[test]
-fn low_rank_odd_size_recipe_runs_a_search_epoch_and_default_training() {
+fn low_rank_odd_size_recipe_runs_a_search_epoch_and_the_quick_training_epochs() {
     let dir = TempDir::new("recipe");
     let data_dir = dir.0.join("data");
     let d = low_rank_recipe(51, 30, 10, 8, 4);
     spdnas::data::folder::write_matrix_folder(&data_dir, "recipe", &d).unwrap();
     let mut config = RunConfig::preset(Preset::Quick, DataSource::path(data_dir, None, None), 0);
     config.search.epochs = 1;
+    config.search.min_steps = 0;
+    config.train.min_steps = 0;
     let prepared = config.prepare().unwrap();
     let report = finish(
         app::run(
@@ -101,7 +103,9 @@ fn given_test_set_is_the_whole_test_part_and_the_report_says_so() {
         None,
     ));
     config.search.epochs = 1;
+    config.search.min_steps = 0;
     config.train.epochs = 2;
+    config.train.min_steps = 0;
     let prepared = config.prepare().unwrap();
     assert_eq!(prepared.data.len(), 80);
     assert_eq!(prepared.split.test, (40..80).collect::<Vec<_>>());

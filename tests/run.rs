@@ -3,7 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
-use spdnas::app::{self, DataSource, Outcome, Preset, RunConfig, Silent, StopAt};
+use spdnas::app::{
+    self, DataSource, Outcome, Preset, RepeatOutcome, RunConfig, SeedScope, Silent, StopAt,
+};
 use spdnas::data::radar::RadarConfig;
 
 struct TempDir(PathBuf);
@@ -32,7 +34,9 @@ fn tiny() -> RunConfig {
     };
     let mut c = RunConfig::preset(Preset::Quick, data, 5);
     c.search.epochs = 2;
+    c.search.min_steps = 0;
     c.train.epochs = 3;
+    c.train.min_steps = 0;
     c
 }
 
@@ -169,4 +173,71 @@ fn generated_data_inspects_and_basicmotions_loads_from_its_path() {
         .join("crates/spd-data/data/basicmotions/BasicMotions_TRAIN.ts");
     let d = DataSource::path(bm, None, None).load().unwrap();
     assert_eq!((d.len(), d.n(), d.num_classes()), (40, 6, 4));
+}
+
+/// A repetition killed in its first seed's training and resumed writes the summary of an
+/// uninterrupted repetition; each seed draws its own split under `SplitAndInit`.
+#[test]
+fn resumed_seed_repetitions_match_uninterrupted_ones() {
+    let mut config = tiny();
+    config.baselines = vec![app::Baseline::Mdm];
+    let repetition = app::Repetition {
+        seeds: vec![1, 2],
+        scope: SeedScope::SplitAndInit,
+    };
+    let repeat = |dir: &Path, resume: bool, stop: StopAt| {
+        app::run_seeds(
+            &config,
+            &repetition,
+            dir,
+            resume,
+            stop,
+            &Silent,
+            |_, _, _| {},
+        )
+        .unwrap()
+    };
+    let straight = TempDir::new("seeds-straight");
+    let RepeatOutcome::Done(summary) = repeat(&straight.0, false, StopAt::default()) else {
+        panic!("stopped")
+    };
+    let resumed = TempDir::new("seeds-resumed");
+    let stop = StopAt {
+        search_epochs: None,
+        train_epochs: Some(1),
+    };
+    assert!(matches!(
+        repeat(&resumed.0, false, stop),
+        RepeatOutcome::Stopped(_)
+    ));
+    assert!(!resumed.0.join("seed-2").exists());
+    let RepeatOutcome::Done(again) = repeat(&resumed.0, true, StopAt::default()) else {
+        panic!("stopped")
+    };
+    assert_eq!(summary.methods, again.methods);
+    assert_eq!(summary.reports, again.reports);
+    let read = |d: &Path, f: &str| std::fs::read_to_string(d.join(f)).unwrap();
+    assert_ne!(
+        read(&straight.0.join("seed-1"), "split.json"),
+        read(&straight.0.join("seed-2"), "split.json")
+    );
+    let nas = &summary.methods[0];
+    let (mean, _) = app::mean_std(&[
+        summary.reports[0].test_accuracy,
+        summary.reports[1].test_accuracy,
+    ]);
+    assert_eq!(nas.mean, mean);
+    // a resumed repetition must have been run with the same settings
+    let mut other = config.clone();
+    other.train.lr *= 2.0;
+    let err = app::run_seeds(
+        &other,
+        &repetition,
+        &resumed.0,
+        true,
+        StopAt::default(),
+        &Silent,
+        |_, _, _| {},
+    );
+    assert!(matches!(err, Err(app::AppError::Input(m)) if m.contains("other settings")));
 }

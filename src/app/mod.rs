@@ -5,10 +5,12 @@
 mod data;
 mod error;
 pub mod plot;
+mod repeat;
 mod run;
 
 pub use data::{DataSource, Preparation};
 pub use error::{AppError, Result};
+pub use repeat::*;
 pub use run::*;
 
 /// Progress of a long stage (search epochs, training epochs); the CLI draws bars with it.

@@ -1,4 +1,5 @@
-//! Minimal raster plots written as PNG: training curves and α heat maps. A 3×5 pixel font
+//! Minimal raster plots written as PNG: training curves, α heat maps and bar charts with error
+//! bars. A 3×5 pixel font
 //! labels them; the encoder is a plain PNG (zlib via miniz_oxide, CRC-32 from spd-data).
 
 use std::path::Path;
@@ -295,6 +296,46 @@ pub fn alpha_heatmap(title: &str, ops: &[Vec<&str>], per_epoch: &[Vec<Vec<f64>>]
                 );
             }
         }
+    }
+    c
+}
+
+/// Bars of `means` (accuracies in `[0, 1]`) with error bars `± stds`, one per label, on a
+/// `[lo, 1]` axis where `lo` is a tenth below the lowest `mean − std`, rounded down.
+pub fn bar_chart(title: &str, labels: &[String], means: &[f64], stds: &[f64]) -> Canvas {
+    let (bar, gap, left, top, height) = (70i64, 24i64, 50i64, 30i64, 260i64);
+    let width = left + (bar + gap) * labels.len() as i64 + 20;
+    let width = width.max(320);
+    let mut c = Canvas::new(width as usize, (top + height + 40) as usize);
+    let scale = if 8 * title.chars().count() as i64 + 8 > width {
+        1
+    } else {
+        2
+    };
+    c.text(4, 4, title, scale, BLACK);
+    let low = means
+        .iter()
+        .zip(stds)
+        .map(|(m, s)| m - s)
+        .fold(1.0f64, f64::min);
+    let lo = ((low - 0.1) * 10.0).floor().clamp(0.0, 9.0) / 10.0;
+    let bottom = top + height;
+    let py = |v: f64| bottom - ((v - lo) / (1.0 - lo) * height as f64).round() as i64;
+    c.line((left, top), (left, bottom), GREY, 1);
+    c.line((left, bottom), (width - 10, bottom), GREY, 1);
+    c.text(4, top, "100%", 1, GREY);
+    c.text(4, bottom - 5, &format!("{:.0}%", 100.0 * lo), 1, GREY);
+    for (k, (label, (&m, &s))) in labels.iter().zip(means.iter().zip(stds)).enumerate() {
+        let x = left + gap / 2 + k as i64 * (bar + gap);
+        let color = PALETTE[k % PALETTE.len()];
+        let y = py(m.clamp(lo, 1.0));
+        c.fill(x, y, bar, bottom - y, color);
+        let (hi_y, lo_y) = (py((m + s).min(1.0)), py((m - s).max(lo)));
+        c.line((x + bar / 2, hi_y), (x + bar / 2, lo_y), BLACK, 1);
+        c.line((x + bar / 2 - 6, hi_y), (x + bar / 2 + 6, hi_y), BLACK, 1);
+        c.line((x + bar / 2 - 6, lo_y), (x + bar / 2 + 6, lo_y), BLACK, 1);
+        c.text(x, y - 10, &format!("{:.1}", 100.0 * m), 1, BLACK);
+        c.text(x, bottom + 6, label, 1, BLACK);
     }
     c
 }

@@ -1,10 +1,11 @@
-//! `cargo xtask`: benchmarks (`bench [linalg|autograd|search|train]`) and the release
-//! (`release`) of spdnas. Run through the alias in `.cargo/config.toml`, which builds this tool
+//! `cargo xtask`: benchmarks (`bench [linalg|autograd|search|train]`), the results page
+//! (`results`) and the release (`release`) of spdnas. Run through the alias in `.cargo/config.toml`, which builds this tool
 //! in release.
 
 mod bench;
 mod release;
 mod report;
+mod results;
 
 use std::process::ExitCode;
 
@@ -14,8 +15,7 @@ use std::process::ExitCode;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-const USAGE: &str =
-    "usage: cargo xtask bench [all|linalg|autograd|search|train] | cargo xtask release";
+const USAGE: &str = "usage: cargo xtask bench [all|linalg|autograd|search|train] | cargo xtask results [--paper] [DATASET ...] | cargo xtask release";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -31,6 +31,7 @@ fn main() -> ExitCode {
         ["bench", "search"] => bench::search::run(),
         ["bench", "train"] => bench::train::run(),
         ["release"] => release::run(),
+        ["results", rest @ ..] => results::run(rest),
         _ => Err(USAGE.to_string()),
     };
     match result {

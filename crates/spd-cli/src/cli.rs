@@ -4,14 +4,18 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use spdnas::app::{
-    self, AppError, Baseline, DataSource, Outcome, Preparation, Preset, RunConfig, StopAt,
+    self, AppError, Baseline, DataSource, Outcome, Preparation, Preset, RepeatOutcome, RunConfig,
+    SeedScope, StopAt,
 };
 use spdnas::data::covariance::Estimator;
 use spdnas::data::gaussian::{GaussianConfig, generate_gaussian};
 use spdnas::data::radar::{RadarConfig, generate_radar};
+use spdnas::data::sources::{SourcesConfig, generate_sources};
+use spdnas::data::ts::ts_text;
 use spdnas::data::{Format, Regularization, SymmetryPolicy, Validation};
 use spdnas::nas::NetworkConfig;
-use spdnas::nas::search::Order;
+use spdnas::nas::schedule::{LrSchedule, WeightOptimizer};
+use spdnas::nas::search::{GenotypeSelection, Order};
 
 use crate::progress::Bars;
 
@@ -50,6 +54,13 @@ enum Command {
         /// Baselines to run (comma-separated; default all).
         #[arg(long, value_delimiter = ',')]
         baselines: Option<Vec<BaselineArg>>,
+        /// Repeat the run for each seed (comma-separated), one directory per seed under --out,
+        /// and report the mean ± std of every method (summary.json, summary.md, summary.png).
+        #[arg(long, value_delimiter = ',', conflicts_with = "seed")]
+        seeds: Option<Vec<u64>>,
+        /// With --seeds: what a seed changes.
+        #[arg(long, value_enum, default_value_t = VaryArg::Split, requires = "seeds")]
+        vary: VaryArg,
         /// Stop after this many search epochs (simulates an interruption).
         #[arg(long, hide = true)]
         stop_after_search_epochs: Option<usize>,
@@ -130,9 +141,10 @@ enum Command {
 
 #[derive(Subcommand)]
 enum DataCommand {
-    /// Write a generated dataset in the per-sample folder layout (`…_<label>.npy`).
+    /// Write a generated dataset: radar and gaussian in the per-sample folder layout
+    /// (`…_<label>.npy`), sources as `DIR/MixedSources.ts` (multichannel series).
     Generate {
-        /// radar (complex signals) or gaussian (SPD matrices).
+        /// radar (complex signals), gaussian (SPD matrices) or sources (EEG-like series).
         kind: GenerateKind,
         /// Output directory.
         #[arg(long)]
@@ -143,9 +155,9 @@ enum DataCommand {
         /// RADAR signal-to-noise ratio (dB).
         #[arg(long)]
         snr: Option<f64>,
-        /// Matrix size (gaussian).
-        #[arg(long, default_value_t = 10)]
-        n: usize,
+        /// Matrix size (gaussian: default 10) or channels (sources: default 32).
+        #[arg(long)]
+        n: Option<usize>,
         /// Seed.
         #[arg(long, default_value_t = 0)]
         seed: u64,
@@ -248,6 +260,67 @@ struct ScheduleArgs {
     /// Seed of split, initialisation and batch order.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Optimiser of the network weights, in the search and in training (overrides the preset).
+    #[arg(long, value_enum)]
+    optimizer: Option<OptimizerArg>,
+    /// Learning rate of the network weights, in the search and in training (overrides the
+    /// preset).
+    #[arg(long)]
+    lr: Option<f64>,
+    /// Learning-rate schedule of the weights, in the search and in training (overrides the
+    /// preset).
+    #[arg(long, value_enum)]
+    schedule: Option<ScheduleArg>,
+    /// At least this many training steps: small training sets get more epochs (0: none).
+    #[arg(long)]
+    min_steps: Option<usize>,
+    /// At least this many search steps (0: none).
+    #[arg(long)]
+    search_min_steps: Option<usize>,
+    /// Stop training after this many epochs without a better validation result.
+    #[arg(long)]
+    patience: Option<usize>,
+    /// Fraction of the search epochs in which only the weights train (α frozen).
+    #[arg(long, value_name = "FRACTION")]
+    warmup: Option<f64>,
+    /// At most this many skip connections per derived cell ("none": no cap).
+    #[arg(long, value_name = "N|none")]
+    max_skips: Option<String>,
+    /// Which search epoch's genotype is kept.
+    #[arg(long, value_enum)]
+    selection: Option<SelectionArg>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum OptimizerArg {
+    /// Riemannian SGD (the paper).
+    Sgd,
+    /// Riemannian Adam.
+    Adam,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ScheduleArg {
+    /// Constant learning rate (the paper).
+    Constant,
+    /// Linear warm-up over 5 % of the epochs, then cosine annealing.
+    Cosine,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum VaryArg {
+    /// The split and the initialisation.
+    Split,
+    /// Only the initialisation and batch order (one split for all seeds).
+    Init,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum SelectionArg {
+    /// The epoch with the best supernet validation accuracy.
+    Best,
+    /// The last epoch.
+    Last,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -297,6 +370,7 @@ enum GenotypeAction {
 enum GenerateKind {
     Radar,
     Gaussian,
+    Sources,
 }
 
 impl From<FormatArg> for Format {
@@ -412,7 +486,7 @@ impl DataArgs {
 }
 
 impl ScheduleArgs {
-    fn config(&self, data: DataSource) -> RunConfig {
+    fn config(&self, data: DataSource) -> Result<RunConfig, AppError> {
         let preset = match self.preset {
             PresetArg::Quick => Preset::Quick,
             PresetArg::Paper => Preset::Paper,
@@ -431,7 +505,56 @@ impl ScheduleArgs {
             };
         }
         c.reduced_dim = self.reduced_dim;
-        c
+        if let Some(o) = self.optimizer {
+            let o = match o {
+                OptimizerArg::Sgd => WeightOptimizer::Sgd,
+                OptimizerArg::Adam => WeightOptimizer::Adam,
+            };
+            c.search.optimizer = o;
+            c.train.optimizer = o;
+        }
+        if let Some(lr) = self.lr {
+            c.search.lr = lr;
+            c.train.lr = lr;
+        }
+        if let Some(s) = self.schedule {
+            let s = match s {
+                ScheduleArg::Constant => LrSchedule::Constant,
+                ScheduleArg::Cosine => LrSchedule::Cosine { warmup: 0.05 },
+            };
+            c.search.schedule = s;
+            c.train.schedule = s;
+        }
+        if let Some(m) = self.min_steps {
+            c.train.min_steps = m;
+        }
+        if let Some(m) = self.search_min_steps {
+            c.search.min_steps = m;
+        }
+        if let Some(p) = self.patience {
+            c.train.patience = Some(p);
+        }
+        if let Some(w) = self.warmup {
+            c.search.warmup = w;
+        }
+        if let Some(m) = &self.max_skips {
+            c.search.max_skips = match m.as_str() {
+                "none" => None,
+                n => Some(n.parse().map_err(|_| {
+                    AppError::Input(format!(
+                        "--max-skips {n}: must be a whole number or \"none\""
+                    ))
+                })?),
+            };
+        }
+        if let Some(s) = self.selection {
+            c.search.selection = match s {
+                SelectionArg::Best => GenotypeSelection::Best,
+                SelectionArg::Last => GenotypeSelection::Last,
+            };
+        }
+        c.check()?;
+        Ok(c)
     }
 }
 
@@ -465,20 +588,61 @@ fn dispatch(cli: Cli) -> Result<(), AppError> {
             out,
             resume,
             baselines,
+            seeds,
+            vary,
             stop_after_search_epochs,
             stop_after_train_epochs,
         } => {
-            let mut config = schedule.config(data.source(schedule.seed));
+            let mut config = schedule.config(data.source(schedule.seed))?;
             data.apply(&mut config)?;
             if let Some(b) = baselines {
                 config.baselines = b.into_iter().map(Baseline::from).collect();
             }
-            let dataset = config.prepare()?;
             let dir = out.unwrap_or_else(app::default_run_dir);
             let stop = StopAt {
                 search_epochs: stop_after_search_epochs,
                 train_epochs: stop_after_train_epochs,
             };
+            if let Some(seeds) = seeds {
+                let scope = match vary {
+                    VaryArg::Split => SeedScope::SplitAndInit,
+                    VaryArg::Init => SeedScope::InitOnly,
+                };
+                let quiet = cli.quiet || cli.json;
+                let outcome = app::run_seeds(
+                    &config,
+                    &app::Repetition { seeds, scope },
+                    &dir,
+                    resume,
+                    stop,
+                    &bars,
+                    |seed, report, timings| {
+                        if !quiet {
+                            println!(
+                                "seed {seed}: SPDNetNAS {:.2} % ({:.0} s)",
+                                100.0 * report.test_accuracy,
+                                timings.total_s
+                            );
+                        }
+                    },
+                )?;
+                match outcome {
+                    RepeatOutcome::Stopped(why) => eprintln!(
+                        "spdnas: {why}; continue with --resume --out {}",
+                        dir.display()
+                    ),
+                    RepeatOutcome::Done(summary) => {
+                        if cli.json {
+                            print_json(&summary);
+                        } else {
+                            print!("\n{}", app::summary_table(&summary));
+                            println!("run directory: {}", dir.display());
+                        }
+                    }
+                }
+                return Ok(());
+            }
+            let dataset = config.prepare()?;
             match app::run(&config, &dataset, &dir, resume, stop, &bars)? {
                 Outcome::Stopped(why) => eprintln!(
                     "spdnas: {why}; continue with --resume --out {}",
@@ -500,7 +664,7 @@ fn dispatch(cli: Cli) -> Result<(), AppError> {
             out,
             resume,
         } => {
-            let mut config = schedule.config(data.source(schedule.seed));
+            let mut config = schedule.config(data.source(schedule.seed))?;
             data.apply(&mut config)?;
             let dataset = config.prepare()?;
             let dir = out.unwrap_or_else(app::default_run_dir);
@@ -530,7 +694,7 @@ fn dispatch(cli: Cli) -> Result<(), AppError> {
             resume,
         } => {
             let genotype = app::genotype_from(&genotype)?;
-            let mut config = schedule.config(data.source(schedule.seed));
+            let mut config = schedule.config(data.source(schedule.seed))?;
             data.apply(&mut config)?;
             let dataset = config.prepare()?;
             let dir = out.unwrap_or_else(app::default_run_dir);
@@ -568,7 +732,7 @@ fn dispatch(cli: Cli) -> Result<(), AppError> {
             schedule,
             out,
         } => {
-            let mut config = schedule.config(data.source(schedule.seed));
+            let mut config = schedule.config(data.source(schedule.seed))?;
             data.apply(&mut config)?;
             let dataset = config.prepare()?;
             let dir = out.unwrap_or_else(app::default_run_dir);
@@ -629,13 +793,33 @@ fn dispatch(cli: Cli) -> Result<(), AppError> {
             }
             GenerateKind::Gaussian => {
                 let config = GaussianConfig {
-                    n,
+                    n: n.unwrap_or(10),
                     per_class: per_class.unwrap_or(100),
                     ..Default::default()
                 };
                 let d = generate_gaussian(&config, seed)?;
                 spdnas::data::folder::write_matrix_folder(&out, "gaussian", &d)?;
                 println!("{} matrices in {}", d.len(), out.display());
+            }
+            GenerateKind::Sources => {
+                let defaults = SourcesConfig::default();
+                let config = SourcesConfig {
+                    channels: n.unwrap_or(defaults.channels),
+                    per_class: per_class.unwrap_or(defaults.per_class),
+                    ..defaults
+                };
+                if config.channels < 2 || config.per_class == 0 {
+                    return Err(AppError::Input(format!(
+                        "--n {} --per-class {}: sources need at least 2 channels and 1 trial per class",
+                        config.channels, config.per_class
+                    )));
+                }
+                let set = generate_sources(&config, seed);
+                let path = out.join("MixedSources.ts");
+                std::fs::create_dir_all(&out)
+                    .map_err(|e| AppError::Runtime(format!("{}: {e}", out.display())))?;
+                spdnas::data::write_atomic(&path, ts_text(&set).as_bytes())?;
+                println!("{} series in {}", set.series.len(), path.display());
             }
         },
         Command::Data(DataCommand::Inspect {

@@ -121,6 +121,10 @@ fn tiny_run_and_data_round_trip_through_the_binary() {
         "1",
         "--train-epochs",
         "2",
+        "--min-steps",
+        "0",
+        "--search-min-steps",
+        "0",
         "--baselines",
         "mdm,spdnet",
         "--json",
@@ -222,4 +226,94 @@ fn singular_samples_are_accepted_with_the_flag_the_error_names() {
     ]);
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("--ridge -1"));
+}
+
+/// `--seeds` runs one directory per seed and prints the mean ± std table; the summary's mean is
+/// the mean of the seeds' reports.
+#[test]
+fn seeds_write_a_directory_per_seed_and_a_summary() {
+    let dir = TempDir::new("seeds");
+    let out = dir.0.join("rep");
+    let args = [
+        "run",
+        "--per-class",
+        "12",
+        "--search-epochs",
+        "1",
+        "--train-epochs",
+        "1",
+        "--min-steps",
+        "0",
+        "--search-min-steps",
+        "0",
+        "--baselines",
+        "mdm",
+        "--seeds",
+        "3,4",
+        "--vary",
+        "init",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let o = spdnas(&args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("| SPDNetNAS |"), "{text}");
+    assert!(text.contains("only the initialisation"), "{text}");
+    for f in ["summary.json", "summary.md", "summary.png"] {
+        assert!(out.join(f).is_file(), "{f}");
+    }
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let per_seed: Vec<f64> = ["seed-3", "seed-4"]
+        .iter()
+        .map(|s| {
+            let r: serde_json::Value = serde_json::from_str(
+                &std::fs::read_to_string(out.join(s).join("report.json")).unwrap(),
+            )
+            .unwrap();
+            r["test_accuracy"].as_f64().unwrap()
+        })
+        .collect();
+    let nas = &summary["methods"][0];
+    assert_eq!(nas["method"], "SPDNetNAS");
+    assert_eq!(
+        nas["mean"].as_f64().unwrap(),
+        (per_seed[0] + per_seed[1]) / 2.0
+    );
+    let split = |s: &str| std::fs::read_to_string(out.join(s).join("split.json")).unwrap();
+    assert_eq!(
+        split("seed-3"),
+        split("seed-4"),
+        "--vary init keeps the split"
+    );
+}
+
+#[test]
+fn a_bad_schedule_flag_is_an_input_error_naming_it() {
+    for (args, message) in [
+        (
+            vec!["run", "--max-skips", "two"],
+            "--max-skips two: must be",
+        ),
+        (
+            vec!["run", "--warmup", "1.5"],
+            "--warmup 1.5: must be in [0, 1)",
+        ),
+        (vec!["run", "--lr=-1"], "--lr -1: must be positive"),
+        (
+            vec!["run", "--search-epochs", "0", "--search-min-steps", "0"],
+            "--search-epochs",
+        ),
+        (vec!["run", "--seeds", "1,1"], "--seeds"),
+    ] {
+        let o = spdnas(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains(message),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
 }

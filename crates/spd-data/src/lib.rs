@@ -7,7 +7,8 @@
 //!   and the problem ([`DataError`]), and no input makes a reader panic.
 //! - Front ends ([`covariance`]): sample / Ledoit–Wolf / OAS covariance of series, and the
 //!   window covariance of complex signals.
-//! - Generators: a micro-Doppler [`radar`] dataset and class-conditional SPD [`gaussian`]s.
+//! - Generators: a micro-Doppler [`radar`] dataset, class-conditional SPD [`gaussian`]s, and
+//!   EEG-like mixed-[`sources`] recordings.
 //! - [`split`]: stratified seeded splits and mini-batches; [`embedded`]: BasicMotions.
 
 pub mod covariance;
@@ -21,6 +22,7 @@ pub mod mat;
 pub mod npy;
 pub mod npz;
 pub mod radar;
+pub mod sources;
 pub mod split;
 pub mod ts;
 

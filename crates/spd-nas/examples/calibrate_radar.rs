@@ -47,8 +47,9 @@ fn main() {
                 |_| {},
             )
             .unwrap();
-            let (epoch, val, best) = state.best.clone().unwrap();
-            let (_, test) = evaluate_model(&net, &best, &data, &split.test, 30).unwrap();
+            let best = state.best.clone().unwrap();
+            let (epoch, val) = (best.epoch, best.val_accuracy);
+            let (_, test) = evaluate_model(&net, &best.weights, &data, &split.test, 30).unwrap();
             line += &format!(
                 " SPDNet{} test {:.1} % (best val {:.1} % at epoch {epoch}, {:.1} s);",
                 if bn { "BN" } else { "" },

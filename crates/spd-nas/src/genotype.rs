@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::arch::ArchParams;
 use crate::error::{NasError, Result};
 use crate::network::NetworkConfig;
-use crate::space::{Naming, SearchSpace, SpaceVersion};
+use crate::space::{Naming, OpKind, SearchSpace, SpaceVersion};
 
 /// Two `(op name, source)` entries per node (source 0 = s0, 1 = s1, 2 + j = node j) for each
 /// cell type; every node is concatenated into the output.
@@ -42,32 +42,56 @@ impl Genotype {
     /// maximum). Names come from the list the edge uses, so a size-preserving edge of a
     /// reduction cell gets a normal op's name (no D16 ambiguity).
     pub fn derive(arch: &ArchParams, config: &NetworkConfig) -> Genotype {
+        Self::derive_capped(arch, config, None)
+    }
+
+    /// [`Genotype::derive`], then at most `max_skips` skip connections per cell: while there
+    /// are more, the kept skip edge with the lowest weight takes its best op other than `none`
+    /// and skip (P-DARTS's rule, Chen et al. 2019). The edges chosen do not change.
+    pub fn derive_capped(
+        arch: &ArchParams,
+        config: &NetworkConfig,
+        max_skips: Option<usize>,
+    ) -> Genotype {
         let space = config.search_space();
         let pick = |reduction: bool| {
             let w = arch.weights(reduction);
-            let mut entries = Vec::new();
+            // (row, column, weight, source) of each kept edge
+            let mut kept: Vec<(usize, usize, f64, usize)> = Vec::new();
             let mut row = 0;
             for node in 0..config.steps {
-                let mut scored: Vec<(usize, usize, f64)> = (0..2 + node)
+                let mut scored: Vec<(usize, usize, usize, f64)> = (0..2 + node)
                     .map(|source| {
-                        let r = &w[row + source];
-                        let (best, score) = r.iter().enumerate().skip(1).fold(
-                            (1, f64::NEG_INFINITY),
-                            |(bi, bv), (i, &v)| {
-                                if v > bv { (i, v) } else { (bi, bv) }
-                            },
-                        );
-                        (source, best, score)
+                        let (best, score) = best_column(&w[row + source], |_| true);
+                        (row + source, source, best, score)
                     })
                     .collect();
-                scored.sort_by(|a, b| b.2.total_cmp(&a.2));
-                for &(source, best, _) in scored.iter().take(2) {
-                    let reduced_edge = reduction && source < 2;
-                    entries.push((space.list(reduced_edge)[best].name.to_string(), source));
-                }
+                scored.sort_by(|a, b| b.3.total_cmp(&a.3));
+                kept.extend(scored.iter().take(2).map(|&(r, s, c, v)| (r, c, v, s)));
                 row += 2 + node;
             }
-            entries
+            let list = |source: usize| space.list(reduction && source < 2);
+            let is_skip = |source: usize, column: usize| list(source)[column].kind == OpKind::Skip;
+            if let Some(cap) = max_skips {
+                loop {
+                    let skips: Vec<usize> = (0..kept.len())
+                        .filter(|&i| is_skip(kept[i].3, kept[i].1))
+                        .collect();
+                    if skips.len() <= cap {
+                        break;
+                    }
+                    let weakest = *skips
+                        .iter()
+                        .min_by(|&&a, &&b| kept[a].2.total_cmp(&kept[b].2))
+                        .expect("more skips than the cap");
+                    let (r, _, _, source) = kept[weakest];
+                    let (column, weight) = best_column(&w[r], |c| !is_skip(source, c));
+                    kept[weakest] = (r, column, weight, source);
+                }
+            }
+            kept.iter()
+                .map(|&(_, column, _, source)| (list(source)[column].name.to_string(), source))
+                .collect()
         };
         Genotype {
             normal: pick(false),
@@ -75,6 +99,19 @@ impl Genotype {
             space: config.space,
             naming: config.naming,
         }
+    }
+
+    /// The number of skip connections of one cell type.
+    pub fn skips(&self, reduction: bool) -> usize {
+        let space = SearchSpace::new(self.space, self.naming);
+        self.cell(reduction)
+            .iter()
+            .filter(|(name, source)| {
+                space
+                    .column(name, reduction && *source < 2)
+                    .is_ok_and(|c| space.list(reduction && *source < 2)[c].kind == OpKind::Skip)
+            })
+            .count()
     }
 
     /// Checks the genotype fits a network configuration.
@@ -201,4 +238,16 @@ impl Genotype {
 
     /// Names accepted by [`Genotype::published`].
     pub const PUBLISHED: [&'static str; 2] = ["radar_sparsemax", "hdm05_sparsemax"];
+}
+
+/// The first column after `none` (column 0) with the largest weight among those `allowed`,
+/// and that weight.
+fn best_column(row: &[f64], allowed: impl Fn(usize) -> bool) -> (usize, f64) {
+    row.iter()
+        .enumerate()
+        .skip(1)
+        .filter(|(i, _)| allowed(*i))
+        .fold((1, f64::NEG_INFINITY), |(bi, bv), (i, &v)| {
+            if v > bv { (i, v) } else { (bi, bv) }
+        })
 }

@@ -7,6 +7,7 @@
 //! - [`arch`]: α, kept apart from the network weights (D3).
 //! - [`genotype`]: derivation, JSON, DOT, the published genotypes.
 //! - [`search`]: first- and second-order search steps and epochs.
+//! - [`schedule`]: weight optimiser, learning-rate schedule, epoch budget.
 
 pub mod arch;
 pub mod baselines;
@@ -14,6 +15,7 @@ mod error;
 pub mod genotype;
 pub mod network;
 pub mod ops;
+pub mod schedule;
 pub mod search;
 pub mod space;
 pub mod train;

@@ -3,6 +3,11 @@
 //! second-order architecture gradient uses a Riemannian virtual step and Riemannian
 //! finite-difference perturbations (fixing D4); α never enters the weight optimiser or the
 //! clipping (fixing D3); auxiliary forwards never move the batch-norm running means (D17).
+//! Beyond the paper (all off in its defaults): a warm-up of the weights with α frozen, a
+//! learning-rate schedule and an epoch budget (see [`crate::schedule`]), and a cap on the skip
+//! connections of a derived cell. The genotype is selected on the supernet's validation
+//! accuracy after each epoch (spec §8.4: the paper selects "based on the validation
+//! performance") or taken from the last epoch.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -11,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use spd_autograd::layers::ForwardCtx;
 use spd_autograd::on_worker;
 use spd_autograd::ops::loss::{correct_count, cross_entropy};
-use spd_autograd::optim::{Adam, Sgd, clip_grad_norm_of};
+use spd_autograd::optim::{Adam, Optimizer, clip_grad_norm_of};
 use spd_autograd::{Gradients, Graph, ParamId, ParamStore, Tensor};
 use spd_data::Dataset;
 use spd_data::split::{Split, epoch_batches};
@@ -20,6 +25,9 @@ use crate::arch::ArchParams;
 use crate::error::{NasError, Result};
 use crate::genotype::Genotype;
 use crate::network::Network;
+use crate::schedule::{
+    LrSchedule, WeightOptimizer, better_validation, epoch_budget, lr_at, warmup_epochs,
+};
 
 /// First- or second-order (unrolled) architecture gradient.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -32,11 +40,45 @@ pub enum Order {
     Second,
 }
 
+/// Which epoch's genotype a search returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum GenotypeSelection {
+    /// The epoch whose supernet validation accuracy is highest (ties: lower loss, then the
+    /// earlier epoch), among the epochs after the warm-up.
+    #[default]
+    Best,
+    /// The last epoch's.
+    Last,
+}
+
 /// Search hyper-parameters (spec §8.3–8.4 defaults).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SearchConfig {
-    /// Epochs.
+    /// Epochs (at least; see `min_steps`).
     pub epochs: usize,
+    /// At least this many network steps: on a small training set the search gets more epochs
+    /// ([`epoch_budget`]); 0 (the paper) runs `epochs` whatever the size.
+    #[serde(default)]
+    pub min_steps: usize,
+    /// Fraction of the epochs at the start in which only the weights train (α frozen), as
+    /// DARTS-style searches warm up; 0 in the paper.
+    #[serde(default)]
+    pub warmup: f64,
+    /// The optimiser of the supernet's weights.
+    #[serde(default)]
+    pub optimizer: WeightOptimizer,
+    /// The learning-rate schedule of the weights (the virtual step uses the current rate).
+    #[serde(default)]
+    pub schedule: LrSchedule,
+    /// Which epoch's genotype is returned.
+    #[serde(default)]
+    pub selection: GenotypeSelection,
+    /// At most this many skip connections (the identity op `Skip_normal`; v1's `Skip_1_normal`
+    /// carries a BiMap and does not count) per derived cell: surplus skips (lowest weight
+    /// first) are replaced by the edge's best other op, as P-DARTS does (Chen et al. 2019).
+    /// `None` in the paper.
+    #[serde(default)]
+    pub max_skips: Option<usize>,
     /// Batch size (30).
     pub batch_size: usize,
     /// Network learning rate η (0.025), also the virtual step's.
@@ -61,6 +103,12 @@ impl Default for SearchConfig {
     fn default() -> Self {
         Self {
             epochs: 100,
+            min_steps: 0,
+            warmup: 0.0,
+            optimizer: WeightOptimizer::Sgd,
+            schedule: LrSchedule::Constant,
+            selection: GenotypeSelection::Best,
+            max_skips: None,
             batch_size: 30,
             lr: 0.025,
             momentum: 0.0,
@@ -72,6 +120,32 @@ impl Default for SearchConfig {
             seed: 0,
         }
     }
+}
+
+impl SearchConfig {
+    /// The epochs of a search on `train_len` training samples.
+    pub fn epochs_for(&self, train_len: usize) -> usize {
+        epoch_budget(self.epochs, self.min_steps, train_len, self.batch_size)
+    }
+
+    /// The warm-up epochs (α frozen) of a search of `epochs` epochs; always leaves one epoch
+    /// in which α moves.
+    pub fn warmup_epochs(&self, epochs: usize) -> usize {
+        warmup_epochs(self.warmup, epochs)
+    }
+}
+
+/// The genotype a search selected and the supernet's validation result at that epoch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SelectedGenotype {
+    /// The epoch (from 0) it was derived after.
+    pub epoch: usize,
+    /// Supernet validation accuracy after that epoch.
+    pub val_accuracy: f64,
+    /// Supernet validation loss after that epoch.
+    pub val_loss: f64,
+    /// The genotype.
+    pub genotype: Genotype,
 }
 
 /// One line of the search log.
@@ -95,6 +169,19 @@ pub struct EpochLog {
     pub alpha_reduce: Vec<Vec<f64>>,
     /// Seconds since the search started.
     pub elapsed_s: f64,
+    /// Whether α moved in this epoch (false in the warm-up).
+    #[serde(default = "yes")]
+    pub arch_moved: bool,
+    /// Learning rate of the weights in this epoch.
+    #[serde(default)]
+    pub lr: f64,
+    /// The epoch whose genotype the selection keeps so far.
+    #[serde(default)]
+    pub selected_epoch: Option<usize>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl EpochLog {
@@ -312,9 +399,15 @@ pub struct Search {
     pub arch: ArchParams,
     /// Settings.
     pub config: SearchConfig,
-    weight_opt: Sgd,
+    weight_opt: Optimizer,
     arch_opt: Adam,
     started: Option<f64>,
+    /// The best epoch's genotype so far (after the warm-up).
+    #[serde(default)]
+    best: Option<SelectedGenotype>,
+    /// The last epoch's genotype.
+    #[serde(default)]
+    last: Option<SelectedGenotype>,
 }
 
 impl Search {
@@ -325,7 +418,7 @@ impl Search {
         arch: ArchParams,
         config: SearchConfig,
     ) -> Self {
-        let weight_opt = Sgd::new(config.lr).with_momentum(config.momentum);
+        let weight_opt = config.optimizer.build(config.lr, config.momentum);
         let arch_opt = Adam::new(config.arch_lr)
             .with_betas(config.arch_betas.0, config.arch_betas.1)
             .with_weight_decay(config.arch_weight_decay);
@@ -337,6 +430,8 @@ impl Search {
             weight_opt,
             arch_opt,
             started: None,
+            best: None,
+            last: None,
         }
     }
 
@@ -347,14 +442,14 @@ impl Search {
         train: (&Tensor, &[usize]),
         val: (&Tensor, &[usize]),
     ) -> Result<(f64, usize)> {
-        on_worker(|| self.step_here(train, val))
+        on_worker(|| {
+            self.arch_step(train, val)?;
+            self.weight_step(train)
+        })
     }
 
-    fn step_here(
-        &mut self,
-        train: (&Tensor, &[usize]),
-        val: (&Tensor, &[usize]),
-    ) -> Result<(f64, usize)> {
+    /// The architecture step: Adam on α with the (first- or second-order) gradient.
+    fn arch_step(&mut self, train: (&Tensor, &[usize]), val: (&Tensor, &[usize])) -> Result<()> {
         let g_alpha = arch_gradient(
             &self.network,
             &self.weights,
@@ -362,11 +457,16 @@ impl Search {
             train,
             val,
             self.config.order,
-            self.config.lr,
+            self.weight_opt.lr(),
         )?;
         let mut grads = Gradients::default();
         grads.params_mut().extend(g_alpha);
         self.arch_opt.step(&mut self.arch.store, &grads)?;
+        Ok(())
+    }
+
+    /// The network step: the weights' optimiser on the clipped training gradient, α frozen.
+    fn weight_step(&mut self, train: (&Tensor, &[usize])) -> Result<(f64, usize)> {
         let e = evaluate(
             &self.network,
             &self.weights,
@@ -384,8 +484,9 @@ impl Search {
         Ok((e.loss, e.correct))
     }
 
-    /// One epoch over `split.train`, validation batches cycling through `split.val`; then the
-    /// validation loss and accuracy in evaluation mode and the derived genotype.
+    /// One epoch over `split.train`, validation batches cycling through `split.val` (α frozen
+    /// in the warm-up epochs); then the validation loss and accuracy in evaluation mode, the
+    /// derived genotype, and the selection updated.
     pub fn epoch(
         &mut self,
         data: &Dataset,
@@ -403,13 +504,20 @@ impl Search {
                 "the search needs training and validation samples".into(),
             ));
         }
+        let epochs = self.config.epochs_for(split.train.len());
+        let lr = lr_at(self.config.schedule, self.config.lr, epoch, epochs);
+        self.weight_opt.set_lr(lr);
+        let arch_moves = epoch >= self.config.warmup_epochs(epochs);
         let (mut loss_sum, mut correct, mut seen) = (0.0, 0, 0);
         for (i, tb) in train_batches.iter().enumerate() {
             let (tx, ty) = batch(data, tb)?;
-            let (vx, vy) = batch(data, &val_batches[i % val_batches.len()])?;
-            let (l, c) = self
-                .step((&tx, &ty), (&vx, &vy))
-                .map_err(|e| e.in_step("search", epoch, i))?;
+            let step = if arch_moves {
+                let (vx, vy) = batch(data, &val_batches[i % val_batches.len()])?;
+                self.step((&tx, &ty), (&vx, &vy))
+            } else {
+                on_worker(|| self.weight_step((&tx, &ty)))
+            };
+            let (l, c) = step.map_err(|e| e.in_step("search", epoch, i))?;
             loss_sum += l * ty.len() as f64;
             correct += c;
             seen += ty.len();
@@ -418,16 +526,33 @@ impl Search {
         let (val_loss, val_accuracy) = self.validate(data, &split.val)?;
         let elapsed = offset + start.elapsed().as_secs_f64();
         self.started = Some(elapsed);
+        let current = SelectedGenotype {
+            epoch,
+            val_accuracy,
+            val_loss,
+            genotype: self.genotype(),
+        };
+        if arch_moves
+            && self.best.as_ref().is_none_or(|b| {
+                better_validation((val_accuracy, val_loss), (b.val_accuracy, b.val_loss))
+            })
+        {
+            self.best = Some(current.clone());
+        }
+        self.last = Some(current.clone());
         Ok(EpochLog {
             epoch,
             train_loss: loss_sum / seen as f64,
             train_accuracy: correct as f64 / seen as f64,
             val_loss,
             val_accuracy,
-            genotype: Genotype::derive(&self.arch, &self.network.config),
+            genotype: current.genotype,
             alpha_normal: self.arch.weights(false),
             alpha_reduce: self.arch.weights(true),
             elapsed_s: elapsed,
+            arch_moved: arch_moves,
+            lr,
+            selected_epoch: self.selected().map(|s| s.epoch),
         })
     }
 
@@ -459,8 +584,17 @@ impl Search {
         ))
     }
 
-    /// The genotype derived from the current α.
+    /// The genotype derived from the current α (with the configured cap on skips).
     pub fn genotype(&self) -> Genotype {
-        Genotype::derive(&self.arch, &self.network.config)
+        Genotype::derive_capped(&self.arch, &self.network.config, self.config.max_skips)
+    }
+
+    /// The genotype the configured selection keeps, with its epoch and validation result;
+    /// `None` before the first epoch (`Last`) or the first epoch after the warm-up (`Best`).
+    pub fn selected(&self) -> Option<&SelectedGenotype> {
+        match self.config.selection {
+            GenotypeSelection::Best => self.best.as_ref(),
+            GenotypeSelection::Last => self.last.as_ref(),
+        }
     }
 }

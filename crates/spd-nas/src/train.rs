@@ -1,8 +1,10 @@
 //! Training a fixed network (a derived architecture or a baseline) from scratch (spec §10):
-//! Riemannian SGD with clipping, evaluation on the validation part every epoch, selection of
-//! the epoch with the best validation accuracy (the test part is touched once, by the caller, at
-//! the end; fixing D12/D14), optional early stopping, and atomic checkpoints from which a killed
-//! run resumes to the same result.
+//! Riemannian SGD (or Adam) with clipping and a learning-rate schedule, an epoch budget that
+//! guarantees a minimum number of optimiser steps on small training sets, evaluation on the
+//! validation part every epoch, selection of the epoch with the best validation accuracy (ties:
+//! lower validation loss; the test part is touched once, by the caller, at the end; fixing
+//! D12/D14), optional early stopping, and atomic checkpoints from which a killed run resumes to
+//! the same result.
 
 use std::path::Path;
 use std::time::Instant;
@@ -10,12 +12,13 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 use spd_autograd::layers::ForwardCtx;
 use spd_autograd::ops::loss::{argmax_rows, correct_count, cross_entropy};
-use spd_autograd::optim::{Sgd, clip_grad_norm_of};
+use spd_autograd::optim::{Optimizer, clip_grad_norm_of};
 use spd_autograd::{Graph, ParamId, ParamStore, Tensor, Var, on_worker};
 use spd_data::Dataset;
 use spd_data::split::{Split, epoch_batches};
 
 use crate::error::{NasError, Result};
+use crate::schedule::{LrSchedule, WeightOptimizer, better_validation, epoch_budget, lr_at};
 use crate::search::batch;
 
 /// A model mapping `[B, 1, n, n]` inputs to logits (`Sync`, so training runs on rayon's
@@ -46,8 +49,18 @@ impl Classifier for crate::network::Network {
 /// Training hyper-parameters (paper defaults, spec §10).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {
-    /// Epochs.
+    /// Epochs (at least; see `min_steps`).
     pub epochs: usize,
+    /// At least this many optimiser steps: on a small training set the run gets more epochs
+    /// ([`epoch_budget`]). 0 (the paper) runs `epochs` whatever the set's size.
+    #[serde(default)]
+    pub min_steps: usize,
+    /// The optimiser of the weights.
+    #[serde(default)]
+    pub optimizer: WeightOptimizer,
+    /// The learning-rate schedule over the epoch budget.
+    #[serde(default)]
+    pub schedule: LrSchedule,
     /// Batch size (30).
     pub batch_size: usize,
     /// Learning rate (0.025).
@@ -56,7 +69,7 @@ pub struct TrainConfig {
     pub momentum: f64,
     /// Global gradient-norm clip (5).
     pub grad_clip: f64,
-    /// Stop after this many epochs without a better validation accuracy.
+    /// Stop after this many epochs without a better validation result (accuracy, then loss).
     pub patience: Option<usize>,
     /// Seed of the batch order.
     pub seed: u64,
@@ -66,6 +79,9 @@ impl Default for TrainConfig {
     fn default() -> Self {
         Self {
             epochs: 200,
+            min_steps: 0,
+            optimizer: WeightOptimizer::Sgd,
+            schedule: LrSchedule::Constant,
             batch_size: 30,
             lr: 0.025,
             momentum: 0.0,
@@ -74,6 +90,26 @@ impl Default for TrainConfig {
             seed: 0,
         }
     }
+}
+
+impl TrainConfig {
+    /// The epochs of a run on `train_len` training samples.
+    pub fn epochs_for(&self, train_len: usize) -> usize {
+        epoch_budget(self.epochs, self.min_steps, train_len, self.batch_size)
+    }
+}
+
+/// The epoch with the best validation result so far, with its weights.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BestEpoch {
+    /// The epoch (from 0).
+    pub epoch: usize,
+    /// Its validation accuracy.
+    pub val_accuracy: f64,
+    /// Its validation loss (the tie-break).
+    pub val_loss: f64,
+    /// The weights after it.
+    pub weights: ParamStore,
 }
 
 /// One epoch of training.
@@ -89,6 +125,9 @@ pub struct TrainLog {
     pub val_loss: f64,
     /// Validation accuracy.
     pub val_accuracy: f64,
+    /// Learning rate of the epoch.
+    #[serde(default)]
+    pub lr: f64,
 }
 
 /// Everything a run needs to continue: weights (with batch-norm running means), optimiser
@@ -100,10 +139,10 @@ pub struct TrainState {
     pub epoch: usize,
     /// Current weights.
     pub weights: ParamStore,
-    /// Optimiser (with its momentum buffers).
-    pub optimizer: Sgd,
-    /// `(epoch, validation accuracy, weights)` of the best epoch so far.
-    pub best: Option<(usize, f64, ParamStore)>,
+    /// Optimiser (with its momentum buffers or moments).
+    pub optimizer: Optimizer,
+    /// The best epoch so far.
+    pub best: Option<BestEpoch>,
     /// Per-epoch logs.
     pub history: Vec<TrainLog>,
 }
@@ -114,7 +153,7 @@ impl TrainState {
         Self {
             epoch: 0,
             weights,
-            optimizer: Sgd::new(config.lr).with_momentum(config.momentum),
+            optimizer: config.optimizer.build(config.lr, config.momentum),
             best: None,
             history: Vec::new(),
         }
@@ -140,13 +179,14 @@ impl TrainState {
         spd_data::write_atomic(path, json.as_bytes()).map_err(|e| fail(e.problem.to_string()))
     }
 
-    /// Whether training is over: all epochs run, or patience exhausted.
-    pub fn finished(&self, config: &TrainConfig) -> bool {
-        if self.epoch >= config.epochs {
+    /// Whether training on `train_len` samples is over: the epoch budget run, or patience
+    /// exhausted.
+    pub fn finished(&self, config: &TrainConfig, train_len: usize) -> bool {
+        if self.epoch >= config.epochs_for(train_len) {
             return true;
         }
         match (config.patience, &self.best) {
-            (Some(p), Some((best, _, _))) => self.epoch > best + p,
+            (Some(p), Some(best)) => self.epoch > best.epoch + p,
             _ => false,
         }
     }
@@ -252,6 +292,13 @@ pub fn train_epoch(
     mut progress: impl FnMut(usize, usize),
 ) -> Result<TrainLog> {
     let epoch = state.epoch;
+    let lr = lr_at(
+        config.schedule,
+        config.lr,
+        epoch,
+        config.epochs_for(split.train.len()),
+    );
+    state.optimizer.set_lr(lr);
     let batches = epoch_batches(&split.train, config.batch_size, config.seed, epoch as u64);
     let (mut loss_sum, mut correct, mut seen) = (0.0, 0, 0);
     let ids = state.weights.ids();
@@ -272,13 +319,19 @@ pub fn train_epoch(
         train_accuracy: correct as f64 / seen.max(1) as f64,
         val_loss,
         val_accuracy,
+        lr,
     };
     if state
         .best
         .as_ref()
-        .is_none_or(|(_, acc, _)| val_accuracy > *acc)
+        .is_none_or(|b| better_validation((val_accuracy, val_loss), (b.val_accuracy, b.val_loss)))
     {
-        state.best = Some((epoch, val_accuracy, state.weights.clone()));
+        state.best = Some(BestEpoch {
+            epoch,
+            val_accuracy,
+            val_loss,
+            weights: state.weights.clone(),
+        });
     }
     state.history.push(log.clone());
     state.epoch += 1;
@@ -300,7 +353,7 @@ pub fn train(
     mut on_epoch: impl FnMut(&TrainLog),
 ) -> Result<(TrainState, f64)> {
     let start = Instant::now();
-    while !state.finished(config) && stop_at.is_none_or(|s| state.epoch < s) {
+    while !state.finished(config, split.train.len()) && stop_at.is_none_or(|s| state.epoch < s) {
         let log = train_epoch(model, &mut state, data, split, config, |_, _| {})?;
         on_epoch(&log);
         if let Some(path) = checkpoint {

@@ -1,5 +1,6 @@
 //! Genotypes: derivation rules, JSON, DOT, published genotypes and their parameter counts.
 
+use proptest::prelude::*;
 use spd_autograd::ParamStore;
 use spd_autograd::ops::simplex::Normalization;
 use spd_linalg::random::seeded_rng;
@@ -186,4 +187,94 @@ fn genotypes_that_do_not_fit_are_rejected() {
     let mut g = Genotype::published("radar_sparsemax").unwrap();
     g.reduce[0].0 = "BiMap_0_normal".into();
     assert!(g.check(&NetworkConfig::radar()).is_err());
+}
+
+fn random_arch(logits: &[f64]) -> ArchParams {
+    let mut arch = ArchParams::new(5, 6, Normalization::Sparsemax, &mut seeded_rng(0)).unwrap();
+    let rows: Vec<[f64; 6]> = logits.chunks(6).map(|c| c.try_into().unwrap()).collect();
+    set_logits(&mut arch, false, &rows[..5]);
+    set_logits(&mut arch, true, &rows[5..]);
+    arch
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// The cap keeps the chosen edges, leaves at most `cap` skips per cell, changes nothing
+    /// when there are no more skips than that, and replaces a skip only by another op.
+    #[test]
+    fn capped_derivation_keeps_edges_and_limits_skips(
+        logits in prop::collection::vec(prop_oneof![Just(3.0), -2.0f64..2.0], 60),
+        cap in 0usize..4,
+    ) {
+        let config = NetworkConfig::radar();
+        let arch = random_arch(&logits);
+        let free = Genotype::derive(&arch, &config);
+        let capped = Genotype::derive_capped(&arch, &config, Some(cap));
+        capped.check(&config).unwrap();
+        for reduction in [false, true] {
+            let sources = |g: &Genotype| g.cell(reduction).iter().map(|e| e.1).collect::<Vec<_>>();
+            prop_assert_eq!(sources(&capped), sources(&free));
+            prop_assert!(capped.skips(reduction) <= cap);
+            if free.skips(reduction) <= cap {
+                prop_assert_eq!(capped.cell(reduction), free.cell(reduction));
+            } else {
+                prop_assert_eq!(capped.skips(reduction), cap);
+                // the skips kept weigh at least as much as the skips replaced
+                let w = arch.weights(reduction);
+                let skip_weight = |i: usize, source: usize| {
+                    let node = i / 2;
+                    w[(0..node).map(|k| 2 + k).sum::<usize>() + source][5]
+                };
+                let (mut kept, mut replaced) = (f64::INFINITY, f64::NEG_INFINITY);
+                for (i, (c, f)) in capped.cell(reduction).iter().zip(free.cell(reduction)).enumerate() {
+                    prop_assert!(c == f || f.0 == "Skip_normal", "{:?} replaced {:?}", c, f);
+                    if f.0 == "Skip_normal" {
+                        if c == f {
+                            kept = kept.min(skip_weight(i, f.1));
+                        } else {
+                            replaced = replaced.max(skip_weight(i, f.1));
+                        }
+                    }
+                }
+                prop_assert!(kept >= replaced, "kept {} < replaced {}", kept, replaced);
+            }
+        }
+    }
+}
+
+/// The collapsed RADAR normal cell of the paper preset (four skips) keeps its two strongest
+/// skips under a cap of 2; the two weaker skip edges take their best BiMap.
+#[test]
+fn cap_of_two_replaces_the_weakest_skips_by_their_best_other_op() {
+    let config = NetworkConfig::radar();
+    let mut arch = ArchParams::new(5, 6, Normalization::Softmax, &mut seeded_rng(0)).unwrap();
+    // columns: none, WPool, BiMap_0, BiMap_1, BiMap_2, Skip
+    set_logits(
+        &mut arch,
+        false,
+        &[
+            [0.0, 0.0, 0.0, 0.0, 0.0, 4.0],
+            [0.0, 0.0, 0.0, 0.0, 1.0, 3.0],
+            [0.0, 0.0, 0.0, 0.0, 0.0, 5.0],
+            [0.0, 0.5, 2.0, 0.0, 0.0, 2.5],
+            [0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+        ],
+    );
+    let g = Genotype::derive_capped(&arch, &config, Some(2));
+    let e = |v: &[(&str, usize)]| {
+        v.iter()
+            .map(|(n, s)| (n.to_string(), *s))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(Genotype::derive(&arch, &config).skips(false), 4);
+    assert_eq!(
+        g.normal,
+        e(&[
+            ("Skip_normal", 0),
+            ("BiMap_2_normal", 1),
+            ("Skip_normal", 0),
+            ("BiMap_0_normal", 1)
+        ])
+    );
 }

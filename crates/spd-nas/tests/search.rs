@@ -6,7 +6,8 @@ use spd_data::split::{SplitFractions, stratified_split};
 use spd_data::{Dataset, Validation};
 use spd_linalg::faer::Mat;
 use spd_linalg::random::{random_symmetric, seeded_rng};
-use spd_nas::search::{Order, Search, SearchConfig};
+use spd_nas::schedule::{LrSchedule, WeightOptimizer};
+use spd_nas::search::{EpochLog, GenotypeSelection, Order, Search, SearchConfig};
 use spd_nas::{ArchParams, Genotype, Network, NetworkConfig};
 
 /// `X = exp(σ S + a_c u uᵀ)` with `u_i = (−1)^i/√n` (a checkerboard direction) and
@@ -60,6 +61,35 @@ fn run(epochs: usize) -> (Search, Vec<Vec<f64>>) {
 }
 
 fn run_logged(epochs: usize) -> ((Search, Vec<Vec<f64>>), Vec<String>) {
+    run_with(SearchConfig {
+        epochs,
+        order: Order::First,
+        arch_lr: 3e-3,
+        seed: 1,
+        ..Default::default()
+    })
+}
+
+/// The quick preset's departures from the paper: Riemannian Adam, warm-up and cosine schedule,
+/// a step budget, a cap on skips.
+fn quick_style(epochs: usize, warmup: f64) -> SearchConfig {
+    SearchConfig {
+        epochs,
+        min_steps: 0,
+        warmup,
+        optimizer: WeightOptimizer::Adam,
+        lr: 0.01,
+        schedule: LrSchedule::Cosine { warmup: 0.05 },
+        max_skips: Some(1),
+        order: Order::First,
+        arch_lr: 3e-3,
+        seed: 1,
+        ..Default::default()
+    }
+}
+
+fn run_with(search_config: SearchConfig) -> ((Search, Vec<Vec<f64>>), Vec<String>) {
+    let epochs = search_config.epochs;
     let config = config();
     let mut rng = seeded_rng(3);
     let mut weights = ParamStore::new();
@@ -84,13 +114,6 @@ fn run_logged(epochs: usize) -> ((Search, Vec<Vec<f64>>), Vec<String>) {
     )
     .unwrap();
     let initial = arch.weights(true);
-    let search_config = SearchConfig {
-        epochs,
-        order: Order::First,
-        arch_lr: 3e-3,
-        seed: 1,
-        ..Default::default()
-    };
     let mut search = Search::new(network, weights, arch, search_config);
     let data = checkerboard(8, 100, 9);
     let split = stratified_split(data.labels(), SplitFractions::default(), 0);
@@ -191,4 +214,83 @@ fn rayon_pool(threads: usize) -> rayon::ThreadPool {
         .num_threads(threads)
         .build()
         .unwrap()
+}
+
+fn logs(lines: &[String]) -> Vec<EpochLog> {
+    lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn warmup_epochs_leave_alpha_unchanged_and_are_never_selected() {
+    // 3 epochs, warm-up ⌈0.5 · 3⌉ = 2 epochs
+    let ((search, initial), lines) = run_with(quick_style(3, 0.5));
+    let logs = logs(&lines);
+    assert_eq!(
+        logs.iter().map(|l| l.arch_moved).collect::<Vec<_>>(),
+        [false, false, true]
+    );
+    for l in &logs[..2] {
+        assert_eq!(
+            l.alpha_reduce, initial,
+            "α moved in warm-up epoch {}",
+            l.epoch
+        );
+    }
+    assert_ne!(logs[2].alpha_reduce, initial);
+    assert_eq!(search.selected().unwrap().epoch, 2);
+    assert_eq!(
+        logs.iter().map(|l| l.selected_epoch).collect::<Vec<_>>(),
+        [None, None, Some(2)]
+    );
+}
+
+#[test]
+fn best_selection_keeps_the_epoch_with_the_best_validation_and_last_keeps_the_last() {
+    let ((search, _), lines) = run_with(quick_style(5, 0.0));
+    let logs = logs(&lines);
+    let best = logs
+        .iter()
+        .fold(None::<&EpochLog>, |b, l| match b {
+            Some(b)
+                if b.val_accuracy > l.val_accuracy
+                    || (b.val_accuracy == l.val_accuracy && b.val_loss <= l.val_loss) =>
+            {
+                Some(b)
+            }
+            _ => Some(l),
+        })
+        .unwrap();
+    let selected = search.selected().unwrap();
+    assert_eq!(selected.epoch, best.epoch);
+    assert_eq!(selected.genotype, best.genotype);
+    assert_eq!(selected.val_accuracy, best.val_accuracy);
+    let mut last = search.clone();
+    last.config.selection = GenotypeSelection::Last;
+    assert_eq!(last.selected().unwrap().epoch, 4);
+    assert_eq!(last.selected().unwrap().genotype, logs[4].genotype);
+}
+
+#[test]
+fn quick_style_search_is_bit_identical_on_one_and_two_threads() {
+    let on = |threads: usize| rayon_pool(threads).install(|| run_with(quick_style(2, 0.5)));
+    let ((a, _), log_a) = on(1);
+    let ((b, _), log_b) = on(2);
+    let strip = |l: &str| {
+        let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+        v.as_object_mut().unwrap().remove("elapsed_s");
+        v
+    };
+    assert_eq!(log_a.len(), 2);
+    assert_eq!(log_a.len(), log_b.len());
+    for (x, y) in log_a.iter().zip(&log_b) {
+        assert_eq!(strip(x), strip(y));
+    }
+    assert_eq!(
+        serde_json::to_string(&a.weights).unwrap(),
+        serde_json::to_string(&b.weights).unwrap()
+    );
+    assert_eq!(a.selected(), b.selected());
 }

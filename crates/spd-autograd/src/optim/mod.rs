@@ -9,6 +9,8 @@ mod sgd;
 pub use adam::Adam;
 pub use sgd::Sgd;
 
+use serde::{Deserialize, Serialize};
+
 use crate::error::{AutogradError, LinalgContext, Result};
 use crate::graph::Gradients;
 use crate::param::{Param, ParamStore};
@@ -49,6 +51,42 @@ pub fn clip_grad_norm_of(grads: &mut Gradients, ids: &[crate::ParamId], max_norm
         }
     }
     total
+}
+
+/// One of the optimisers, chosen at run time (a network's weights are moved by whichever the
+/// configuration names).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Optimizer {
+    /// (Riemannian) SGD with momentum.
+    Sgd(Sgd),
+    /// (Riemannian) Adam.
+    Adam(Adam),
+}
+
+impl Optimizer {
+    /// One step on every trainable parameter of `store` that has a gradient in `grads`.
+    pub fn step(&mut self, store: &mut ParamStore, grads: &Gradients) -> Result<()> {
+        match self {
+            Optimizer::Sgd(o) => o.step(store, grads),
+            Optimizer::Adam(o) => o.step(store, grads),
+        }
+    }
+
+    /// The learning rate `η`.
+    pub fn lr(&self) -> f64 {
+        match self {
+            Optimizer::Sgd(o) => o.lr,
+            Optimizer::Adam(o) => o.lr,
+        }
+    }
+
+    /// Sets the learning rate (for a schedule); the optimiser's state is kept.
+    pub fn set_lr(&mut self, lr: f64) {
+        match self {
+            Optimizer::Sgd(o) => o.lr = lr,
+            Optimizer::Adam(o) => o.lr = lr,
+        }
+    }
 }
 
 /// `egrad + λ·x`: coupled L2 weight decay.

@@ -1,0 +1,147 @@
+//! Training schedules: the epoch budget on small sets, the learning rate each epoch gets,
+//! Riemannian Adam, selection of the best validation epoch and patience, and resumption from
+//! a checkpoint to the uninterrupted run's bits.
+
+use spd_autograd::ParamStore;
+use spd_data::gaussian::{GaussianConfig, generate_gaussian};
+use spd_data::split::{Split, SplitFractions, stratified_split};
+use spd_linalg::random::seeded_rng;
+use spd_nas::baselines::{SpdNet, SpdNetConfig};
+use spd_nas::schedule::{LrSchedule, WeightOptimizer};
+use spd_nas::train::{TrainConfig, TrainState, train};
+
+fn problem() -> (spd_data::Dataset, Split) {
+    let data = generate_gaussian(
+        &GaussianConfig {
+            n: 6,
+            classes: 3,
+            per_class: 20,
+            ..Default::default()
+        },
+        4,
+    )
+    .unwrap();
+    let split = stratified_split(data.labels(), SplitFractions::default(), 0);
+    (data, split)
+}
+
+fn model() -> (SpdNet, ParamStore) {
+    let mut store = ParamStore::new();
+    let net = SpdNet::new(
+        &SpdNetConfig {
+            dims: vec![6, 4],
+            batch_norm: true,
+            num_classes: 3,
+        },
+        &mut store,
+        &mut seeded_rng(2),
+    )
+    .unwrap();
+    (net, store)
+}
+
+fn adam_cosine(epochs: usize, min_steps: usize) -> TrainConfig {
+    TrainConfig {
+        epochs,
+        min_steps,
+        optimizer: WeightOptimizer::Adam,
+        lr: 0.01,
+        schedule: LrSchedule::Cosine { warmup: 0.2 },
+        batch_size: 10,
+        seed: 3,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn small_training_sets_get_epochs_for_min_steps_and_each_epoch_its_scheduled_lr() {
+    let (data, split) = problem();
+    // 30 training samples in batches of 10: 3 steps per epoch, 40 steps → 14 epochs
+    assert_eq!(split.train.len(), 30);
+    let config = adam_cosine(5, 40);
+    let (net, store) = model();
+    let state = TrainState::new(store, &config);
+    let (state, _) = train(&net, state, &data, &split, &config, None, None, |_| {}).unwrap();
+    assert_eq!(state.history.len(), 14);
+    for log in &state.history {
+        let expected = 0.01 * config.schedule.factor(log.epoch, 14);
+        assert!(expected > 0.0 && expected <= 0.01);
+        assert_eq!(log.lr, expected, "epoch {}", log.epoch);
+    }
+    assert!(state.history[13].train_loss < state.history[0].train_loss);
+}
+
+#[test]
+fn best_epoch_has_the_best_validation_accuracy_then_loss_and_patience_stops_after_it() {
+    let (data, split) = problem();
+    let config = TrainConfig {
+        patience: Some(3),
+        ..adam_cosine(200, 0)
+    };
+    let (net, store) = model();
+    let (state, _) = train(
+        &net,
+        TrainState::new(store, &config),
+        &data,
+        &split,
+        &config,
+        None,
+        None,
+        |_| {},
+    )
+    .unwrap();
+    let best = state.best.as_ref().unwrap();
+    for log in &state.history {
+        assert!(
+            log.val_accuracy < best.val_accuracy
+                || (log.val_accuracy == best.val_accuracy && log.val_loss >= best.val_loss),
+            "epoch {} beats the selected epoch {}",
+            log.epoch,
+            best.epoch
+        );
+    }
+    let last = state.history.last().unwrap().epoch;
+    assert_eq!(last, best.epoch + 3, "stopped after epoch {last}");
+    assert!(last < 199, "patience never stopped the run");
+}
+
+#[test]
+fn adam_training_resumed_from_a_checkpoint_gives_the_uninterrupted_bits() {
+    let (data, split) = problem();
+    let config = adam_cosine(8, 0);
+    let (net, store) = model();
+    let (full, _) = train(
+        &net,
+        TrainState::new(store.clone(), &config),
+        &data,
+        &split,
+        &config,
+        None,
+        None,
+        |_| {},
+    )
+    .unwrap();
+    let dir = std::env::temp_dir().join(format!("spdnas-train-resume-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ckpt = dir.join("train.json");
+    let (half, _) = train(
+        &net,
+        TrainState::new(store, &config),
+        &data,
+        &split,
+        &config,
+        Some(&ckpt),
+        Some(3),
+        |_| {},
+    )
+    .unwrap();
+    assert_eq!(half.epoch, 3);
+    let resumed = TrainState::load(&ckpt).unwrap();
+    let (resumed, _) = train(&net, resumed, &data, &split, &config, None, None, |_| {}).unwrap();
+    std::fs::remove_dir_all(&dir).ok();
+    assert_eq!(
+        serde_json::to_string(&resumed.weights).unwrap(),
+        serde_json::to_string(&full.weights).unwrap()
+    );
+    assert_eq!(resumed.history, full.history);
+}
