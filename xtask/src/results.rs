@@ -232,7 +232,8 @@ fn page(work: &Path) -> Result<String, String> {
          means on this 2-core machine.\n\n\
          Targets (issue 11): on every dataset SPDNetNAS ≥ max(MDM, TSLR) − 1 point and > \
          SPDNetBN; on RADAR with the paper preset SPDNetNAS − SPDNetBN ≥ 2 points and SPDNetNAS \
-         > SPDNetNAS (R).\n",
+         > SPDNetNAS (R). The experiments that chose the quick preset are in \
+         `experiments.md`.\n",
     );
     for entry in &ENTRIES {
         let path = work.join(entry.name).join("summary.json");

@@ -13,7 +13,7 @@
 //! `√ε · λ_max` of the output, and none at all when the spread is below `τ`.
 //!
 //! Backward: with the floor `t = μ_max − τ` held fixed this is the spectral function
-//! `exp(max(x, t))` (Daleckii–Krein, [`crate::spectral`]); the floor moves with `μ_max`, whose
+//! `exp(max(x, t))` (Daleckii–Krein, [`mod@crate::spectral`]); the floor moves with `μ_max`, whose
 //! gradient is `u_max u_maxᵀ`, which adds `e^t · Σ_{μ_i ≤ t} (Uᵀ sym(G) U)_ii · u_max u_maxᵀ`.
 
 use faer::reborrow::ReborrowMut;
