@@ -109,15 +109,31 @@ pub fn run(args: &[&str]) -> Result<(), String> {
             &out.join("summary.png"),
             &figures.join(format!("{}.png", entry.name)),
         )?;
-        copy(
-            &out.join("seed-0").join("genotype.dot"),
-            &figures.join(format!("{}-genotype.dot", entry.name)),
-        )?;
+        let dot = figures.join(format!("{}-genotype.dot", entry.name));
+        copy(&out.join("seed-0").join("genotype.dot"), &dot)?;
+        render_svg(&dot);
     }
-    let page = page(&work)?;
+    let page = page(&work, &root)?;
     write_atomic(&root.join("docs").join("results.md"), &page)?;
     eprintln!("xtask: wrote docs/results.md");
     Ok(())
+}
+
+/// `<name>.svg` beside a `.dot` file when Graphviz's `dot` is installed (the page falls back to
+/// the DOT file otherwise).
+fn render_svg(dot: &Path) {
+    let rendered = Command::new("dot")
+        .arg("-Tsvg")
+        .arg(dot)
+        .arg("-o")
+        .arg(dot.with_extension("svg"))
+        .status();
+    if !rendered.is_ok_and(|s| s.success()) {
+        eprintln!(
+            "xtask: Graphviz `dot` not found or failed; {} not rendered",
+            dot.display()
+        );
+    }
 }
 
 fn copy(from: &Path, to: &Path) -> Result<(), String> {
@@ -219,7 +235,7 @@ fn fetch_sktime_dataset(name: &str, dir: &Path, work: &Path) -> Result<(), Strin
 }
 
 /// `docs/results.md` from every `target/results/<name>/summary.json` there is.
-fn page(work: &Path) -> Result<String, String> {
+fn page(work: &Path, root: &Path) -> Result<String, String> {
     let mut s = String::from(
         "# Results\n\n\
          Written by `cargo xtask results` (add `--paper` for the paper-preset RADAR, which takes \
@@ -246,12 +262,12 @@ fn page(work: &Path) -> Result<String, String> {
         };
         let summary: Summary =
             serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-        s += &section(entry, &summary);
+        s += &section(entry, &summary, root);
     }
     Ok(s)
 }
 
-fn section(entry: &Entry, summary: &Summary) -> String {
+fn section(entry: &Entry, summary: &Summary, root: &Path) -> String {
     let mean = |name: &str| {
         summary
             .methods
@@ -263,7 +279,7 @@ fn section(entry: &Entry, summary: &Summary) -> String {
         "\n## {}\n\n{}.\n\n{}",
         entry.name,
         entry.provenance,
-        summary_table(summary)
+        summary_table(summary).replace(&format!("{}/", root.display()), "")
     );
     if let (Some(nas), Some(bn), Some(mdm), Some(tslr)) = (
         mean("SPDNetNAS"),
@@ -303,6 +319,13 @@ fn section(entry: &Entry, summary: &Summary) -> String {
             cell(&first.genotype.normal),
             cell(&first.genotype.reduce)
         );
+    }
+    let svg = root
+        .join("docs")
+        .join("results")
+        .join(format!("{}-genotype.svg", entry.name));
+    if svg.exists() {
+        s += &format!("\n![{0} genotype](results/{0}-genotype.svg)\n", entry.name);
     }
     s += &format!("\n![{0}](results/{0}.png)\n", entry.name);
     s
