@@ -40,6 +40,29 @@ fn model() -> (SpdNet, ParamStore) {
     (net, store)
 }
 
+/// Trains from `state` until finished (or `stop_at` epochs), checkpointing to `checkpoint`.
+fn run(
+    state: TrainState,
+    config: &TrainConfig,
+    checkpoint: Option<&std::path::Path>,
+    stop_at: Option<usize>,
+) -> TrainState {
+    let (data, split) = problem();
+    let (net, _) = model();
+    train(
+        &net,
+        state,
+        &data,
+        &split,
+        config,
+        checkpoint,
+        stop_at,
+        |_| {},
+    )
+    .unwrap()
+    .0
+}
+
 fn adam_cosine(epochs: usize, min_steps: usize) -> TrainConfig {
     TrainConfig {
         epochs,
@@ -55,13 +78,10 @@ fn adam_cosine(epochs: usize, min_steps: usize) -> TrainConfig {
 
 #[test]
 fn small_training_sets_get_epochs_for_min_steps_and_each_epoch_its_scheduled_lr() {
-    let (data, split) = problem();
     // 30 training samples in batches of 10: 3 steps per epoch, 40 steps → 14 epochs
-    assert_eq!(split.train.len(), 30);
+    assert_eq!(problem().1.train.len(), 30);
     let config = adam_cosine(5, 40);
-    let (net, store) = model();
-    let state = TrainState::new(store, &config);
-    let (state, _) = train(&net, state, &data, &split, &config, None, None, |_| {}).unwrap();
+    let state = run(TrainState::new(model().1, &config), &config, None, None);
     assert_eq!(state.history.len(), 14);
     for log in &state.history {
         let expected = 0.01 * config.schedule.factor(log.epoch, 14);
@@ -73,23 +93,11 @@ fn small_training_sets_get_epochs_for_min_steps_and_each_epoch_its_scheduled_lr(
 
 #[test]
 fn best_epoch_has_the_best_validation_accuracy_then_loss_and_patience_stops_after_it() {
-    let (data, split) = problem();
     let config = TrainConfig {
         patience: Some(3),
         ..adam_cosine(200, 0)
     };
-    let (net, store) = model();
-    let (state, _) = train(
-        &net,
-        TrainState::new(store, &config),
-        &data,
-        &split,
-        &config,
-        None,
-        None,
-        |_| {},
-    )
-    .unwrap();
+    let state = run(TrainState::new(model().1, &config), &config, None, None);
     let best = state.best.as_ref().unwrap();
     for log in &state.history {
         assert!(
@@ -107,37 +115,19 @@ fn best_epoch_has_the_best_validation_accuracy_then_loss_and_patience_stops_afte
 
 #[test]
 fn adam_training_resumed_from_a_checkpoint_gives_the_uninterrupted_bits() {
-    let (data, split) = problem();
     let config = adam_cosine(8, 0);
-    let (net, store) = model();
-    let (full, _) = train(
-        &net,
-        TrainState::new(store.clone(), &config),
-        &data,
-        &split,
-        &config,
-        None,
-        None,
-        |_| {},
-    )
-    .unwrap();
+    let full = run(TrainState::new(model().1, &config), &config, None, None);
     let dir = std::env::temp_dir().join(format!("spdnas-train-resume-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let ckpt = dir.join("train.json");
-    let (half, _) = train(
-        &net,
-        TrainState::new(store, &config),
-        &data,
-        &split,
+    let half = run(
+        TrainState::new(model().1, &config),
         &config,
         Some(&ckpt),
         Some(3),
-        |_| {},
-    )
-    .unwrap();
+    );
     assert_eq!(half.epoch, 3);
-    let resumed = TrainState::load(&ckpt).unwrap();
-    let (resumed, _) = train(&net, resumed, &data, &split, &config, None, None, |_| {}).unwrap();
+    let resumed = run(TrainState::load(&ckpt).unwrap(), &config, None, None);
     std::fs::remove_dir_all(&dir).ok();
     assert_eq!(
         serde_json::to_string(&resumed.weights).unwrap(),
