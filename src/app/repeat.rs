@@ -270,8 +270,9 @@ fn write_summary(dir: &Path, s: &Summary) -> Result<()> {
     let labels: Vec<String> = s.methods.iter().map(|m| m.method.clone()).collect();
     let means: Vec<f64> = s.methods.iter().map(|m| m.mean).collect();
     let stds: Vec<f64> = s.methods.iter().map(|m| m.std).collect();
+    let name = s.dataset.rsplit('/').next().unwrap_or(&s.dataset);
     bar_chart(
-        &format!("{}: test accuracy over {} seeds", s.dataset, s.seeds.len()),
+        &format!("{name}: test accuracy over {} seeds", s.seeds.len()),
         &labels,
         &means,
         &stds,
