@@ -88,7 +88,7 @@ impl Baseline {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Preset {
     /// Minutes on a laptop CPU, and enough optimisation on small sets
-    /// (`docs/results.md` records the experiments behind each choice): a first-order search
+    /// (`docs/experiments.md` records the experiments behind each choice): a first-order search
     /// of at least 3 epochs and 300 steps (α learning rate ×10 to make up for the shorter
     /// search), the first 30 % a warm-up of the weights with α frozen, at most 2 skip
     /// connections per derived cell, the genotype of the best validated epoch; training of at
@@ -101,11 +101,8 @@ pub enum Preset {
 }
 
 /// The quick preset's weight optimiser, learning rate and schedule.
-const QUICK_WEIGHTS: (WeightOptimizer, f64, LrSchedule) = (
-    WeightOptimizer::Adam,
-    0.01,
-    LrSchedule::Cosine { warmup: 0.05 },
-);
+const QUICK_WEIGHTS: (WeightOptimizer, f64, LrSchedule) =
+    (WeightOptimizer::Adam, 0.01, LrSchedule::COSINE);
 
 impl RunConfig {
     /// A configuration with the preset's schedule.
@@ -269,7 +266,7 @@ pub struct Report {
     pub protocol: String,
     /// The searched genotype.
     pub genotype: Genotype,
-    /// The search epoch it was selected after, and the supernet's validation accuracy then.
+    /// The search epoch the genotype was selected after.
     #[serde(default)]
     pub search_epoch: usize,
     /// The supernet's validation accuracy at that epoch.

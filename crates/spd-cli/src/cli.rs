@@ -520,7 +520,7 @@ impl ScheduleArgs {
         if let Some(s) = self.schedule {
             let s = match s {
                 ScheduleArg::Constant => LrSchedule::Constant,
-                ScheduleArg::Cosine => LrSchedule::Cosine { warmup: 0.05 },
+                ScheduleArg::Cosine => LrSchedule::COSINE,
             };
             c.search.schedule = s;
             c.train.schedule = s;
