@@ -15,7 +15,7 @@ use std::process::ExitCode;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-const USAGE: &str = "usage: cargo xtask bench [all|linalg|autograd|search|train] | cargo xtask results [--paper] [DATASET ...] | cargo xtask release";
+const USAGE: &str = "usage: cargo xtask bench [all|linalg|autograd|search|train] | cargo xtask results [--paper] [--work DIR] [DATASET ...] | cargo xtask release";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -1,4 +1,6 @@
-//! `cargo xtask results [--paper] [DATASET …]`: the results page `docs/results.md`. For every
+//! `cargo xtask results [--paper] [--work DIR] [DATASET …]`: the results page
+//! `docs/results.md`. The run directories live under `--work` (default `target/results`; a
+//! directory outside the work tree keeps hours of paper-preset seeds across clean checkouts). For every
 //! dataset it runs `spdnas run --seeds 0,1,2,3,4` (resumable: a killed page continues where it
 //! stopped), copies the bar chart to `docs/results/`, and writes one section per dataset with
 //! every method's mean ± std, parameters, wall time and the first seed's genotype. Data that is
@@ -59,8 +61,21 @@ const ENTRIES: [Entry; 5] = [
 /// Runs the page's datasets (all but the slow ones unless `--paper`; or those named) and writes
 /// `docs/results.md`.
 pub fn run(args: &[&str]) -> Result<(), String> {
-    let paper = args.contains(&"--paper");
-    let named: Vec<&str> = args.iter().copied().filter(|a| *a != "--paper").collect();
+    let mut paper = false;
+    let mut work_arg = None;
+    let mut named: Vec<&str> = Vec::new();
+    let mut rest = args.iter().copied();
+    while let Some(a) = rest.next() {
+        match a {
+            "--paper" => paper = true,
+            "--work" => {
+                work_arg = Some(PathBuf::from(
+                    rest.next().ok_or("--work needs a directory")?,
+                ))
+            }
+            _ => named.push(a),
+        }
+    }
     if let Some(unknown) = named
         .iter()
         .find(|n| !ENTRIES.iter().any(|e| e.name == **n))
@@ -71,7 +86,7 @@ pub fn run(args: &[&str]) -> Result<(), String> {
         ));
     }
     let root = workspace_root();
-    let work = root.join("target").join("results");
+    let work = work_arg.unwrap_or_else(|| root.join("target").join("results"));
     let status = Command::new("cargo")
         .args(["build", "--release", "-p", "spd-cli"])
         .current_dir(&root)
@@ -234,12 +249,13 @@ fn fetch_sktime_dataset(name: &str, dir: &Path, work: &Path) -> Result<(), Strin
     }
 }
 
-/// `docs/results.md` from every `target/results/<name>/summary.json` there is.
+/// `docs/results.md` from every `<work>/<name>/summary.json` there is.
 fn page(work: &Path, root: &Path) -> Result<String, String> {
     let mut s = String::from(
         "# Results\n\n\
          Written by `cargo xtask results` (add `--paper` for the paper-preset RADAR, which takes \
-         hours); every number below is read from the run directories under `target/results/`. \
+         hours); every number below is read from the run directories under its work directory \
+         (`target/results/` unless `--work DIR`). \
          Each dataset: `spdnas run --seeds 0,1,2,3,4` on defaults (`--preset quick` unless \
          said), test accuracy as mean ± sample standard deviation over the 5 seeds. With a \
          dataset's own TRAIN/TEST split, each seed draws its own train/validation split of \

@@ -27,7 +27,7 @@ mod worker;
 
 pub use error::{AutogradError, Result};
 pub use graph::{Backward, BackwardContext, Gradients, Graph, Var};
-pub use manifold::{MANIFOLD_TOLERANCE, Manifold};
+pub use manifold::{MANIFOLD_TOLERANCE, Manifold, StiefelMetric};
 pub use param::{Param, ParamId, ParamStore};
 pub use tensor::Tensor;
 pub use worker::on_worker;

@@ -5,7 +5,9 @@ use faer::Mat;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use spd_linalg::dense::{mm, symmetrize};
-use spd_linalg::{LinalgError, SpdPoint, orthonormality_error, project_tangent, retract_qr};
+use spd_linalg::{
+    LinalgError, SpdPoint, canonical_gradient, orthonormality_error, project_tangent, retract_qr,
+};
 
 use crate::tensor::Tensor;
 
@@ -14,11 +16,26 @@ use crate::tensor::Tensor;
 pub enum Manifold {
     /// `R^d` with the Euclidean metric.
     Euclidean,
-    /// `St(n, p)` per slice, embedded metric: gradient `G − W sym(WᵀG)`, QR retraction.
+    /// `St(n, p)` per slice: gradient `G − W sym(WᵀG)` (embedded metric) or `G − W Gᵀ W`
+    /// (canonical, [`StiefelMetric`]), QR retraction.
     Stiefel,
     /// The SPD cone per slice, affine-invariant metric: gradient `X sym(G) X`,
     /// retraction `Exp_X`.
     Spd,
+}
+
+/// The metric whose Riemannian gradient a step on a Stiefel parameter follows (the retraction
+/// is QR for both). On a square `W` the canonical gradient is exactly twice the embedded one,
+/// so under SGD it is the embedded step at twice the learning rate; Adam, whose second moment
+/// is one number per matrix, takes the same step under both there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum StiefelMetric {
+    /// The metric inherited from `R^{n×p}`: `G − W sym(WᵀG)`, the orthogonal projection.
+    #[default]
+    Embedded,
+    /// The canonical metric: `G − W Gᵀ W`, the official SPDNetNAS optimiser's direction
+    /// (spec §8.3).
+    Canonical,
 }
 
 /// Tolerance on `‖WᵀW − I‖` and symmetry when a value is declared on a manifold.
@@ -62,11 +79,28 @@ impl Manifold {
         Ok(())
     }
 
-    /// Riemannian gradient from the Euclidean gradient `g` at `x`.
+    /// Riemannian gradient from the Euclidean gradient `g` at `x`, with the embedded metric on
+    /// Stiefel slices.
     pub fn riemannian_gradient(&self, x: &Tensor, g: &Tensor) -> Result<Tensor, LinalgError> {
+        self.riemannian_gradient_in(StiefelMetric::Embedded, x, g)
+    }
+
+    /// Riemannian gradient from the Euclidean gradient `g` at `x`, with `metric` on Stiefel
+    /// slices.
+    pub fn riemannian_gradient_in(
+        &self,
+        metric: StiefelMetric,
+        x: &Tensor,
+        g: &Tensor,
+    ) -> Result<Tensor, LinalgError> {
         match self {
             Manifold::Euclidean => Ok(g.clone()),
-            Manifold::Stiefel => map_slices(x, |k| Ok(project_tangent(x.mat(k), g.mat(k)))),
+            Manifold::Stiefel => map_slices(x, |k| {
+                Ok(match metric {
+                    StiefelMetric::Embedded => project_tangent(x.mat(k), g.mat(k)),
+                    StiefelMetric::Canonical => canonical_gradient(x.mat(k), g.mat(k)),
+                })
+            }),
             Manifold::Spd => map_slices(x, |k| {
                 let s = symmetrize(g.mat(k));
                 Ok(symmetrize(

@@ -7,6 +7,7 @@ use spdnas::app::{
     self, AppError, Baseline, DataSource, Outcome, Preparation, Preset, RepeatOutcome, RunConfig,
     SeedScope, StopAt,
 };
+use spdnas::autograd::StiefelMetric;
 use spdnas::data::covariance::Estimator;
 use spdnas::data::gaussian::{GaussianConfig, generate_gaussian};
 use spdnas::data::radar::{RadarConfig, generate_radar};
@@ -267,6 +268,10 @@ struct ScheduleArgs {
     /// preset).
     #[arg(long)]
     lr: Option<f64>,
+    /// Metric of the Riemannian gradient on BiMap (Stiefel) weights, in the search and in
+    /// training (overrides the preset).
+    #[arg(long, value_enum)]
+    stiefel_metric: Option<StiefelMetricArg>,
     /// Learning-rate schedule of the weights, in the search and in training (overrides the
     /// preset).
     #[arg(long, value_enum)]
@@ -297,6 +302,15 @@ enum OptimizerArg {
     Sgd,
     /// Riemannian Adam.
     Adam,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum StiefelMetricArg {
+    /// G − W sym(WᵀG): the projection of the Euclidean gradient (the quick preset).
+    Embedded,
+    /// G − W Gᵀ W: the official code's step, twice the embedded one on square weights (the
+    /// paper preset).
+    Canonical,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -516,6 +530,14 @@ impl ScheduleArgs {
         if let Some(lr) = self.lr {
             c.search.lr = lr;
             c.train.lr = lr;
+        }
+        if let Some(m) = self.stiefel_metric {
+            let m = match m {
+                StiefelMetricArg::Embedded => StiefelMetric::Embedded,
+                StiefelMetricArg::Canonical => StiefelMetric::Canonical,
+            };
+            c.search.stiefel_metric = m;
+            c.train.stiefel_metric = m;
         }
         if let Some(s) = self.schedule {
             let s = match s {

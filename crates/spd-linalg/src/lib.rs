@@ -50,7 +50,8 @@ pub use spectral::{
     powm, reeig, spectral, spectral_backward, sqrtm,
 };
 pub use stiefel::{
-    orthonormality_error, project_tangent, retract_cayley, retract_polar, retract_qr,
+    canonical_gradient, orthonormality_error, project_tangent, retract_cayley, retract_polar,
+    retract_qr,
 };
 pub use validate::{check_finite, check_spd, check_symmetric};
 

@@ -16,6 +16,14 @@ pub fn project_tangent(w: MatRef<'_, f64>, z: MatRef<'_, f64>) -> Mat<f64> {
     z.to_owned() - mm(w, s.as_ref())
 }
 
+/// The Riemannian gradient of the canonical metric `⟨ξ, ζ⟩_W = tr ξᵀ(I − ½WWᵀ)ζ` from the
+/// Euclidean gradient `G`: `G − W Gᵀ W` (Edelman, Arias & Smith 1998). It lies in the tangent
+/// space at `W` (`Wᵀξ = WᵀG − GᵀW` is skew); for square `W` it is exactly twice the embedded
+/// metric's [`project_tangent`]`(W, G)`. The official SPDNetNAS optimiser steps along it.
+pub fn canonical_gradient(w: MatRef<'_, f64>, g: MatRef<'_, f64>) -> Mat<f64> {
+    g.to_owned() - mm(mm(w, g.transpose()).as_ref(), w)
+}
+
 /// `‖WᵀW − I‖_F`: how far `W` is from the Stiefel manifold.
 pub fn orthonormality_error(w: MatRef<'_, f64>) -> f64 {
     let g = mm(w.transpose(), w);
@@ -125,6 +133,28 @@ mod tests {
             for r in [retract_qr(w.as_ref(), txi.as_ref()), retract_polar(w.as_ref(), txi.as_ref()).unwrap(), retract_cayley(w.as_ref(), txi.as_ref())] {
                 prop_assert!(distance_frobenius(r.as_ref(), linear.as_ref()) <= budget);
             }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(config())]
+
+        /// The canonical gradient is tangent (`Wᵀξ` skew), equals the embedded projection plus
+        /// `½ W (WᵀG − GᵀW)`, and for square `W` is exactly twice the embedded projection.
+        #[test]
+        fn canonical_gradient_is_tangent_and_twice_the_embedded_one_when_square((n, p) in dims(), seed in any::<u64>()) {
+            let (w, g) = point(n, p, seed, 1.0);
+            let xi = canonical_gradient(w.as_ref(), g.as_ref());
+            let s = crate::dense::mm(w.transpose(), xi.as_ref());
+            let tol = 1e-12 * (1.0 + g.norm_l2());
+            prop_assert!(distance_frobenius(s.as_ref(), (-s.transpose().to_owned()).as_ref()) <= tol);
+            let wg = crate::dense::mm(w.transpose(), g.as_ref());
+            let skew = faer::Scale(0.5) * (&wg - wg.transpose());
+            let expected = project_tangent(w.as_ref(), g.as_ref()) + crate::dense::mm(w.as_ref(), skew.as_ref());
+            prop_assert!(distance_frobenius(xi.as_ref(), expected.as_ref()) <= tol);
+            let (sq, gs) = point(n, n, seed, 1.0);
+            let twice = faer::Scale(2.0) * project_tangent(sq.as_ref(), gs.as_ref());
+            prop_assert!(distance_frobenius(canonical_gradient(sq.as_ref(), gs.as_ref()).as_ref(), twice.as_ref()) <= 1e-12 * (1.0 + gs.norm_l2()));
         }
     }
 

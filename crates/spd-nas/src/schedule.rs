@@ -3,6 +3,7 @@
 //! on small training sets so that a run always makes a minimum number of optimiser steps.
 
 use serde::{Deserialize, Serialize};
+use spd_autograd::StiefelMetric;
 use spd_autograd::optim::{Adam, Optimizer, Sgd};
 
 /// The optimiser that moves the network weights (Stiefel BiMaps, SPD batch-norm biases and
@@ -18,11 +19,16 @@ pub enum WeightOptimizer {
 }
 
 impl WeightOptimizer {
-    /// The optimiser with learning rate `lr` (and `momentum`, used by SGD only).
-    pub fn build(self, lr: f64, momentum: f64) -> Optimizer {
+    /// The optimiser with learning rate `lr` (and `momentum`, used by SGD only), stepping
+    /// along the gradient of `metric` on Stiefel weights.
+    pub fn build(self, lr: f64, momentum: f64, metric: StiefelMetric) -> Optimizer {
         match self {
-            WeightOptimizer::Sgd => Optimizer::Sgd(Sgd::new(lr).with_momentum(momentum)),
-            WeightOptimizer::Adam => Optimizer::Adam(Adam::new(lr)),
+            WeightOptimizer::Sgd => Optimizer::Sgd(
+                Sgd::new(lr)
+                    .with_momentum(momentum)
+                    .with_stiefel_metric(metric),
+            ),
+            WeightOptimizer::Adam => Optimizer::Adam(Adam::new(lr).with_stiefel_metric(metric)),
         }
     }
 }

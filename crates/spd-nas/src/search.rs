@@ -17,7 +17,7 @@ use spd_autograd::layers::ForwardCtx;
 use spd_autograd::on_worker;
 use spd_autograd::ops::loss::{correct_count, cross_entropy};
 use spd_autograd::optim::{Adam, Optimizer, clip_grad_norm_of};
-use spd_autograd::{Gradients, Graph, ParamId, ParamStore, Tensor};
+use spd_autograd::{Gradients, Graph, ParamId, ParamStore, StiefelMetric, Tensor};
 use spd_data::Dataset;
 use spd_data::split::{Split, epoch_batches};
 
@@ -67,6 +67,11 @@ pub struct SearchConfig {
     /// The optimiser of the supernet's weights.
     #[serde(default)]
     pub optimizer: WeightOptimizer,
+    /// The metric of the Riemannian gradient on the BiMap (Stiefel) weights, in the network
+    /// step and the virtual step: canonical in the paper (spec §8.3). A configuration without
+    /// it was written before the choice existed and ran the embedded metric.
+    #[serde(default)]
+    pub stiefel_metric: StiefelMetric,
     /// The learning-rate schedule of the weights (the virtual step uses the current rate).
     #[serde(default)]
     pub schedule: LrSchedule,
@@ -106,6 +111,7 @@ impl Default for SearchConfig {
             min_steps: 0,
             warmup: 0.0,
             optimizer: WeightOptimizer::Sgd,
+            stiefel_metric: StiefelMetric::Canonical,
             schedule: LrSchedule::Constant,
             selection: GenotypeSelection::Best,
             max_skips: None,
@@ -284,17 +290,29 @@ fn retracted(
     Ok(out)
 }
 
-/// Riemannian gradients of the Euclidean gradients `g` at the points of `store`.
+/// The virtual step `w̃ = R_w(−η ξ)` of the second-order gradient: the learning rate `η` and
+/// the metric of `ξ` on Stiefel weights (those of the network step it imitates).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct VirtualStep {
+    /// `η`.
+    pub lr: f64,
+    /// The metric of the Riemannian gradients `ξ` and `v`.
+    pub metric: StiefelMetric,
+}
+
+/// Riemannian gradients (of `metric` on Stiefel weights) of the Euclidean gradients `g` at the
+/// points of `store`.
 fn riemannian(
     store: &ParamStore,
     g: &BTreeMap<ParamId, Tensor>,
+    metric: StiefelMetric,
 ) -> Result<BTreeMap<ParamId, Tensor>> {
     g.iter()
         .map(|(id, t)| {
             let p = store.get(*id).expect("own parameter");
             let r = p
                 .manifold
-                .riemannian_gradient(&p.value, t)
+                .riemannian_gradient_in(metric, &p.value, t)
                 .map_err(|source| NasError::Manifold {
                     what: "Riemannian gradient",
                     param: p.name.clone(),
@@ -313,8 +331,9 @@ pub fn arch_gradient(
     train: (&Tensor, &[usize]),
     val: (&Tensor, &[usize]),
     order: Order,
-    lr: f64,
+    step: VirtualStep,
 ) -> Result<BTreeMap<ParamId, Tensor>> {
+    let VirtualStep { lr, metric } = step;
     let alpha_of = |g: &Gradients| -> BTreeMap<ParamId, Tensor> {
         g.params()
             .iter()
@@ -333,6 +352,7 @@ pub fn arch_gradient(
             let xi = riemannian(
                 weights,
                 &weight_grads(e.grads.as_ref().expect("backward"), weights),
+                metric,
             )?;
             let virtual_w = retracted(weights, &xi, -lr)?;
             // ∇_α L_val(w̃, α) and v = ∇_w̃ L_val(w̃, α)
@@ -348,7 +368,7 @@ pub fn arch_gradient(
             )?;
             let grads = e.grads.expect("backward");
             let mut g_alpha = alpha_of(&grads);
-            let v = riemannian(&virtual_w, &weight_grads(&grads, &virtual_w))?;
+            let v = riemannian(&virtual_w, &weight_grads(&grads, &virtual_w), metric)?;
             // moved to T_w by projection, then w± = R_w(±δ v), δ = 0.01/‖v‖
             let v_at_w: BTreeMap<ParamId, Tensor> =
                 v.iter()
@@ -418,7 +438,9 @@ impl Search {
         arch: ArchParams,
         config: SearchConfig,
     ) -> Self {
-        let weight_opt = config.optimizer.build(config.lr, config.momentum);
+        let weight_opt = config
+            .optimizer
+            .build(config.lr, config.momentum, config.stiefel_metric);
         let arch_opt = Adam::new(config.arch_lr)
             .with_betas(config.arch_betas.0, config.arch_betas.1)
             .with_weight_decay(config.arch_weight_decay);
@@ -457,7 +479,10 @@ impl Search {
             train,
             val,
             self.config.order,
-            self.weight_opt.lr(),
+            VirtualStep {
+                lr: self.weight_opt.lr(),
+                metric: self.config.stiefel_metric,
+            },
         )?;
         let mut grads = Gradients::default();
         grads.params_mut().extend(g_alpha);

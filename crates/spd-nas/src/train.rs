@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use spd_autograd::layers::ForwardCtx;
 use spd_autograd::ops::loss::{argmax_rows, correct_count, cross_entropy};
 use spd_autograd::optim::{Optimizer, clip_grad_norm_of};
-use spd_autograd::{Graph, ParamId, ParamStore, Tensor, Var, on_worker};
+use spd_autograd::{Graph, ParamId, ParamStore, StiefelMetric, Tensor, Var, on_worker};
 use spd_data::Dataset;
 use spd_data::split::{Split, epoch_batches};
 
@@ -58,6 +58,11 @@ pub struct TrainConfig {
     /// The optimiser of the weights.
     #[serde(default)]
     pub optimizer: WeightOptimizer,
+    /// The metric of the Riemannian gradient on the BiMap (Stiefel) weights: canonical in the
+    /// paper (spec §8.3). A configuration without it was written before the choice existed and
+    /// ran the embedded metric.
+    #[serde(default)]
+    pub stiefel_metric: StiefelMetric,
     /// The learning-rate schedule over the epoch budget.
     #[serde(default)]
     pub schedule: LrSchedule,
@@ -81,6 +86,7 @@ impl Default for TrainConfig {
             epochs: 200,
             min_steps: 0,
             optimizer: WeightOptimizer::Sgd,
+            stiefel_metric: StiefelMetric::Canonical,
             schedule: LrSchedule::Constant,
             batch_size: 30,
             lr: 0.025,
@@ -153,7 +159,9 @@ impl TrainState {
         Self {
             epoch: 0,
             weights,
-            optimizer: config.optimizer.build(config.lr, config.momentum),
+            optimizer: config
+                .optimizer
+                .build(config.lr, config.momentum, config.stiefel_metric),
             best: None,
             history: Vec::new(),
         }

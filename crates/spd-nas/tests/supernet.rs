@@ -3,10 +3,10 @@
 use spd_autograd::layers::ForwardCtx;
 use spd_autograd::ops::loss::cross_entropy;
 use spd_autograd::ops::simplex::Normalization;
-use spd_autograd::{Graph, ParamId, ParamStore, Tensor};
+use spd_autograd::{Graph, ParamId, ParamStore, StiefelMetric, Tensor};
 use spd_data::gaussian::{GaussianConfig, generate_gaussian};
 use spd_linalg::random::{gaussian, seeded_rng};
-use spd_nas::search::{Order, arch_gradient, batch, evaluate};
+use spd_nas::search::{Order, VirtualStep, arch_gradient, batch, evaluate};
 use spd_nas::{ArchParams, Network, NetworkConfig};
 use std::collections::BTreeMap;
 
@@ -139,7 +139,7 @@ fn supernet_forward_is_spd_and_alpha_gradient_matches_finite_differences() {
 }
 
 /// The unrolled gradient against a finite-difference estimate of `d/dα L_val(w̃(α), α)`, where
-/// `w̃(α)` re-runs the Riemannian virtual step at each perturbed α.
+/// `w̃(α)` re-runs the Riemannian virtual step at each perturbed α, under both Stiefel metrics.
 #[test]
 fn second_order_gradient_matches_the_unrolled_objective() {
     let config = NetworkConfig {
@@ -151,64 +151,69 @@ fn second_order_gradient_matches_the_unrolled_objective() {
     let (tx, ty) = data(6, 6, 7);
     let (vx, vy) = data(6, 6, 8);
     let lr = 0.025;
-    let g_alpha = arch_gradient(
-        &net,
-        &store,
-        &arch,
-        (&tx, &ty),
-        (&vx, &vy),
-        Order::Second,
-        lr,
-    )
-    .unwrap();
-    let unrolled = |a: &ArchParams| -> f64 {
-        let e = evaluate(&net, &store, Some(a), (&tx, &ty), true, true, false, true).unwrap();
-        let grads = e.grads.unwrap();
-        let mut w = store.clone();
-        for (id, gt) in grads.params().iter().filter(|(id, _)| store.contains(**id)) {
-            let p = w.get_mut(*id).unwrap();
-            let xi = p.manifold.riemannian_gradient(&p.value, gt).unwrap();
-            p.value = p.manifold.retract(&p.value, &xi.scaled(-lr)).unwrap();
-            if p.manifold == spd_autograd::Manifold::Stiefel {
-                for k in 0..p.value.count() {
-                    assert!(
-                        spd_linalg::orthonormality_error(p.value.mat(k)) <= 1e-10,
-                        "{} left the Stiefel manifold",
-                        p.name
-                    );
+    for metric in [StiefelMetric::Embedded, StiefelMetric::Canonical] {
+        let g_alpha = arch_gradient(
+            &net,
+            &store,
+            &arch,
+            (&tx, &ty),
+            (&vx, &vy),
+            Order::Second,
+            VirtualStep { lr, metric },
+        )
+        .unwrap();
+        let unrolled = |a: &ArchParams| -> f64 {
+            let e = evaluate(&net, &store, Some(a), (&tx, &ty), true, true, false, true).unwrap();
+            let grads = e.grads.unwrap();
+            let mut w = store.clone();
+            for (id, gt) in grads.params().iter().filter(|(id, _)| store.contains(**id)) {
+                let p = w.get_mut(*id).unwrap();
+                let xi = p
+                    .manifold
+                    .riemannian_gradient_in(metric, &p.value, gt)
+                    .unwrap();
+                p.value = p.manifold.retract(&p.value, &xi.scaled(-lr)).unwrap();
+                if p.manifold == spd_autograd::Manifold::Stiefel {
+                    for k in 0..p.value.count() {
+                        assert!(
+                            spd_linalg::orthonormality_error(p.value.mat(k)) <= 1e-10,
+                            "{} left the Stiefel manifold",
+                            p.name
+                        );
+                    }
                 }
             }
-        }
-        arch_loss(&net, &w, a, (&vx, &vy))
-    };
-    let norm = dot(&g_alpha, &g_alpha).sqrt();
-    let dir: BTreeMap<ParamId, Tensor> = g_alpha
-        .iter()
-        .map(|(id, t)| (*id, t.scaled(1.0 / norm)))
-        .collect();
-    let h = 1e-4;
-    let fd = (-unrolled(&moved(&arch, &dir, 2.0 * h)) + 8.0 * unrolled(&moved(&arch, &dir, h))
-        - 8.0 * unrolled(&moved(&arch, &dir, -h))
-        + unrolled(&moved(&arch, &dir, -2.0 * h)))
-        / (12.0 * h);
-    let first = arch_gradient(
-        &net,
-        &store,
-        &arch,
-        (&tx, &ty),
-        (&vx, &vy),
-        Order::First,
-        lr,
-    )
-    .unwrap();
-    eprintln!(
-        "directional derivative along g: unrolled objective {fd:e}, second-order {norm:e}, first-order {:e}",
-        dot(&first, &dir)
-    );
-    assert!(
-        (fd - norm).abs() <= 1e-6 * norm,
-        "finite difference {fd:e} vs second-order gradient {norm:e}"
-    );
-    // the second-order term is not negligible: the first-order gradient is measurably further off
-    assert!((fd - dot(&first, &dir)).abs() > 10.0 * (fd - norm).abs());
+            arch_loss(&net, &w, a, (&vx, &vy))
+        };
+        let norm = dot(&g_alpha, &g_alpha).sqrt();
+        let dir: BTreeMap<ParamId, Tensor> = g_alpha
+            .iter()
+            .map(|(id, t)| (*id, t.scaled(1.0 / norm)))
+            .collect();
+        let h = 1e-4;
+        let fd = (-unrolled(&moved(&arch, &dir, 2.0 * h)) + 8.0 * unrolled(&moved(&arch, &dir, h))
+            - 8.0 * unrolled(&moved(&arch, &dir, -h))
+            + unrolled(&moved(&arch, &dir, -2.0 * h)))
+            / (12.0 * h);
+        let first = arch_gradient(
+            &net,
+            &store,
+            &arch,
+            (&tx, &ty),
+            (&vx, &vy),
+            Order::First,
+            VirtualStep { lr, metric },
+        )
+        .unwrap();
+        eprintln!(
+            "{metric:?}: directional derivative along g: unrolled objective {fd:e}, second-order {norm:e}, first-order {:e}",
+            dot(&first, &dir)
+        );
+        assert!(
+            (fd - norm).abs() <= 1e-6 * norm,
+            "{metric:?}: finite difference {fd:e} vs second-order gradient {norm:e}"
+        );
+        // the second-order term is not negligible: the first-order gradient is measurably further off
+        assert!((fd - dot(&first, &dir)).abs() > 10.0 * (fd - norm).abs());
+    }
 }

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use super::{decayed, retract, updatable};
 use crate::error::{LinalgContext, Result};
 use crate::graph::Gradients;
-use crate::manifold::Manifold;
+use crate::manifold::{Manifold, StiefelMetric};
 use crate::param::{ParamId, ParamStore};
 use crate::tensor::Tensor;
 
@@ -29,6 +29,9 @@ pub struct Adam {
     pub eps: f64,
     /// Coupled L2 weight decay.
     pub weight_decay: f64,
+    /// The metric of the Riemannian gradient on Stiefel parameters.
+    #[serde(default)]
+    pub stiefel_metric: StiefelMetric,
     steps: u64,
     moments: BTreeMap<ParamId, Moments>,
 }
@@ -41,6 +44,7 @@ impl Adam {
             betas: (0.9, 0.999),
             eps: 1e-8,
             weight_decay: 0.0,
+            stiefel_metric: StiefelMetric::Embedded,
             steps: 0,
             moments: BTreeMap::new(),
         }
@@ -49,6 +53,12 @@ impl Adam {
     /// With `(β₁, β₂)`.
     pub fn with_betas(mut self, b1: f64, b2: f64) -> Self {
         self.betas = (b1, b2);
+        self
+    }
+
+    /// With the metric `metric` on Stiefel parameters.
+    pub fn with_stiefel_metric(mut self, metric: StiefelMetric) -> Self {
+        self.stiefel_metric = metric;
         self
     }
 
@@ -68,7 +78,11 @@ impl Adam {
             let p = store.get(id).expect("checked by updatable");
             let xi = p
                 .manifold
-                .riemannian_gradient(&p.value, &decayed(p, g, self.weight_decay))
+                .riemannian_gradient_in(
+                    self.stiefel_metric,
+                    &p.value,
+                    &decayed(p, g, self.weight_decay),
+                )
                 .op("gradient")?;
             let per_entry = p.manifold == Manifold::Euclidean;
             let sq: Vec<f64> = if per_entry {

@@ -5,12 +5,15 @@ use serde::{Deserialize, Serialize};
 use super::{decayed, retract, updatable};
 use crate::error::{LinalgContext, Result};
 use crate::graph::Gradients;
+use crate::manifold::StiefelMetric;
 use crate::param::{ParamId, ParamStore};
 use crate::tensor::Tensor;
 
 /// SGD with momentum and weight decay; Riemannian on manifold parameters:
 /// `ξ = grad_R(g + λx)`, `v ← μ·Γ(v) + ξ`, `x ← R_x(−η v)`, with `Γ` the vector transport.
-/// With `μ = 0` this is the official SPDNetNAS `MixOptimizer`'s update (spec §8.3).
+/// With `μ = 0` and [`StiefelMetric::Canonical`] this is the official SPDNetNAS
+/// `MixOptimizer`'s update (spec §8.3); the default embedded metric steps half as far on square
+/// Stiefel weights.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Sgd {
     /// Learning rate `η`.
@@ -19,6 +22,9 @@ pub struct Sgd {
     pub momentum: f64,
     /// Coupled L2 weight decay `λ`.
     pub weight_decay: f64,
+    /// The metric of the Riemannian gradient on Stiefel parameters.
+    #[serde(default)]
+    pub stiefel_metric: StiefelMetric,
     velocity: BTreeMap<ParamId, Tensor>,
 }
 
@@ -37,6 +43,12 @@ impl Sgd {
         self
     }
 
+    /// With the metric `metric` on Stiefel parameters.
+    pub fn with_stiefel_metric(mut self, metric: StiefelMetric) -> Self {
+        self.stiefel_metric = metric;
+        self
+    }
+
     /// With weight decay `λ`.
     pub fn with_weight_decay(mut self, weight_decay: f64) -> Self {
         self.weight_decay = weight_decay;
@@ -49,7 +61,11 @@ impl Sgd {
             let p = store.get(id).expect("checked by updatable");
             let xi = p
                 .manifold
-                .riemannian_gradient(&p.value, &decayed(p, g, self.weight_decay))
+                .riemannian_gradient_in(
+                    self.stiefel_metric,
+                    &p.value,
+                    &decayed(p, g, self.weight_decay),
+                )
                 .op("gradient")?;
             let direction = match (self.momentum, self.velocity.get(&id)) {
                 (m, Some(v)) if m != 0.0 => {

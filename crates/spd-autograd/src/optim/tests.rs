@@ -1,25 +1,35 @@
 use super::*;
 use crate::graph::Graph;
-use crate::manifold::Manifold;
+use crate::manifold::{Manifold, StiefelMetric};
 use crate::ops::{arith::dot_const, arith::lincomb, bimap::bimap};
 use crate::param::ParamId;
 use spd_linalg::random::{random_spd, random_stiefel, seeded_rng};
 
 /// Brockett cost `−tr(Wᵀ A W)` for a fixed SPD `A`, minimised over `St(n, p)`.
 fn brockett(store: &ParamStore, w: ParamId, a: &Tensor) -> (f64, Gradients) {
+    let p = store.get(w).unwrap().value.cols();
+    brockett_weighted(store, w, a, &Tensor::identities(1, 1, p))
+}
+
+/// `−tr(D Wᵀ A W)` for fixed `A` and `D`.
+fn brockett_weighted(store: &ParamStore, w: ParamId, a: &Tensor, d: &Tensor) -> (f64, Gradients) {
     let mut g = Graph::new();
     let wv = g.param(store, w).unwrap();
     let av = g.constant(a.clone());
     let y = bimap(&mut g, av, wv).unwrap();
-    let p = g.value(y).rows();
-    let loss = dot_const(&mut g, y, &Tensor::identities(1, 1, p).scaled(-1.0)).unwrap();
+    let loss = dot_const(&mut g, y, &d.scaled(-1.0)).unwrap();
     (g.value(loss).data()[0], g.backward(loss).unwrap())
 }
 
 fn stiefel_store(seed: u64) -> (ParamStore, ParamId, Tensor) {
+    stiefel_store_of(seed, 8, 3)
+}
+
+/// A store holding one `n × p` Stiefel weight, and an `n × n` SPD `A`.
+fn stiefel_store_of(seed: u64, n: usize, p: usize) -> (ParamStore, ParamId, Tensor) {
     let mut rng = seeded_rng(seed);
     let mut store = ParamStore::new();
-    let w = random_stiefel(8, 3, &mut rng);
+    let w = random_stiefel(n, p, &mut rng);
     let w = store
         .add(
             "w",
@@ -27,17 +37,22 @@ fn stiefel_store(seed: u64) -> (ParamStore, ParamId, Tensor) {
             Tensor::from_matrices(1, &[w.as_ref()]).unwrap(),
         )
         .unwrap();
-    let a = random_spd(8, &mut rng);
+    let a = random_spd(n, &mut rng);
     (store, w, Tensor::from_matrices(1, &[a.as_ref()]).unwrap())
 }
 
 #[test]
 fn stiefel_weights_stay_on_the_manifold_for_1000_steps() {
-    for use_adam in [false, true] {
+    for (use_adam, metric) in [false, true]
+        .into_iter()
+        .flat_map(|a| [StiefelMetric::Embedded, StiefelMetric::Canonical].map(|m| (a, m)))
+    {
         let (mut store, w, a) = stiefel_store(1);
         let (first, _) = brockett(&store, w, &a);
-        let mut sgd = Sgd::new(0.05).with_momentum(0.9);
-        let mut adam = Adam::new(0.01);
+        let mut sgd = Sgd::new(0.05)
+            .with_momentum(0.9)
+            .with_stiefel_metric(metric);
+        let mut adam = Adam::new(0.01).with_stiefel_metric(metric);
         let mut last = first;
         for _ in 0..1000 {
             let (l, grads) = brockett(&store, w, &a);
@@ -51,16 +66,47 @@ fn stiefel_weights_stay_on_the_manifold_for_1000_steps() {
         let wv = &store.get(w).unwrap().value;
         assert!(
             spd_linalg::orthonormality_error(wv.mat(0)) <= 1e-10,
-            "adam {use_adam}"
+            "adam {use_adam}, {metric:?}"
         );
         // the optimum is minus the sum of the 3 largest eigenvalues of A
         let eig = spd_linalg::eigvalsh(a.mat(0)).unwrap();
         let optimum = -(eig[5] + eig[6] + eig[7]);
         assert!(
             last < first && (last - optimum).abs() < 1e-3 * optimum.abs(),
-            "adam {use_adam}: {first} → {last}, optimum {optimum}"
+            "adam {use_adam}, {metric:?}: {first} → {last}, optimum {optimum}"
         );
     }
+}
+
+/// On a square Stiefel weight, an SGD step along the canonical gradient is the embedded
+/// metric's step at twice the learning rate (to rounding).
+#[test]
+fn canonical_sgd_step_on_square_weights_is_the_embedded_step_at_twice_the_rate() {
+    let (store, w, a) = stiefel_store_of(3, 6, 6);
+    let w0 = store.get(w).unwrap().value.clone();
+    // −tr(D WᵀAW) with distinct weights D: on square W, tr(WᵀAW) alone is constant
+    let d = faer::Mat::<f64>::from_fn(6, 6, |i, j| if i == j { (i + 1) as f64 } else { 0.0 });
+    let (_, grads) = brockett_weighted(
+        &store,
+        w,
+        &a,
+        &Tensor::from_matrices(1, &[d.as_ref()]).unwrap(),
+    );
+    let mut canonical = store.clone();
+    Sgd::new(0.02)
+        .with_stiefel_metric(StiefelMetric::Canonical)
+        .step(&mut canonical, &grads)
+        .unwrap();
+    let mut embedded = store.clone();
+    Sgd::new(0.04).step(&mut embedded, &grads).unwrap();
+    let (c, e) = (
+        &canonical.get(w).unwrap().value,
+        &embedded.get(w).unwrap().value,
+    );
+    let moved = spd_linalg::dense::distance_frobenius(e.mat(0), w0.mat(0));
+    assert!(moved > 1e-3, "the step moved W by {moved}");
+    let gap = spd_linalg::dense::distance_frobenius(c.mat(0), e.mat(0));
+    assert!(gap <= 1e-13, "‖W_canonical − W_embedded(2η)‖ = {gap:e}");
 }
 
 /// `f(X) = ⟨C, X⟩ + ⟨D, X⁻¹⟩`-like objective through the BN-style SPD bias: here
