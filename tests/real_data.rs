@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use faer::Mat;
-use spdnas::app::{self, DataSource, Outcome, Preset, RunConfig, Silent, StopAt};
+use spdnas::app::{self, DataSource, Never, Outcome, Preset, RunConfig, Silent};
 use spdnas::data::{Dataset, Validation};
 use spdnas::linalg::random::{gaussian, seeded_rng};
 
@@ -76,8 +76,8 @@ fn low_rank_odd_size_recipe_runs_a_search_epoch_and_the_quick_training_epochs() 
             &prepared,
             &dir.0.join("run"),
             false,
-            StopAt::default(),
-            &Silent,
+            &Never,
+            &mut Silent,
         )
         .unwrap(),
     );
@@ -118,17 +118,7 @@ fn given_test_set_is_the_whole_test_part_and_the_report_says_so() {
             .all(|&i| i < 40)
     );
     assert_eq!(prepared.split.train.len() + prepared.split.val.len(), 40);
-    let report = finish(
-        app::run(
-            &config,
-            &prepared,
-            &dir.0,
-            false,
-            StopAt::default(),
-            &Silent,
-        )
-        .unwrap(),
-    );
+    let report = finish(app::run(&config, &prepared, &dir.0, false, &Never, &mut Silent).unwrap());
     assert_eq!(report.split_sizes.2, 40);
     assert!(
         report.protocol.starts_with("given test set"),

@@ -4,7 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use spdnas::app::{
-    self, DataSource, Outcome, Preset, RepeatOutcome, RunConfig, SeedScope, Silent, StopAt,
+    self, DataSource, Never, Outcome, Preset, RepeatOutcome, RunConfig, SeedScope, Silent,
+    StopAfter,
 };
 use spdnas::data::radar::RadarConfig;
 
@@ -68,8 +69,7 @@ fn tiny_run_writes_every_file_and_a_parsable_report() {
     let dir = TempDir::new("run");
     let config = tiny();
     let data = config.prepare().unwrap();
-    let report =
-        finish(app::run(&config, &data, &dir.0, false, StopAt::default(), &Silent).unwrap());
+    let report = finish(app::run(&config, &data, &dir.0, false, &Never, &mut Silent).unwrap());
     for f in FILES {
         assert!(dir.0.join(f).is_file(), "{f} missing");
     }
@@ -113,36 +113,26 @@ fn resumed_runs_match_uninterrupted_ones() {
     let config = tiny();
     let data = config.prepare().unwrap();
     let straight = TempDir::new("straight");
-    finish(
-        app::run(
-            &config,
-            &data,
-            &straight.0,
-            false,
-            StopAt::default(),
-            &Silent,
-        )
-        .unwrap(),
-    );
+    finish(app::run(&config, &data, &straight.0, false, &Never, &mut Silent).unwrap());
     let resumed = TempDir::new("resumed");
-    let stop1 = StopAt {
-        search_epochs: Some(1),
-        train_epochs: None,
+    let stop1 = StopAfter {
+        stage: "search".into(),
+        epochs: 1,
     };
     assert!(matches!(
-        app::run(&config, &data, &resumed.0, false, stop1, &Silent).unwrap(),
+        app::run(&config, &data, &resumed.0, false, &stop1, &mut Silent).unwrap(),
         Outcome::Stopped(_)
     ));
     assert!(!resumed.0.join("report.json").exists());
-    let stop2 = StopAt {
-        search_epochs: None,
-        train_epochs: Some(1),
+    let stop2 = StopAfter {
+        stage: "train".into(),
+        epochs: 1,
     };
     assert!(matches!(
-        app::run(&config, &data, &resumed.0, true, stop2, &Silent).unwrap(),
+        app::run(&config, &data, &resumed.0, true, &stop2, &mut Silent).unwrap(),
         Outcome::Stopped(_)
     ));
-    finish(app::run(&config, &data, &resumed.0, true, StopAt::default(), &Silent).unwrap());
+    finish(app::run(&config, &data, &resumed.0, true, &Never, &mut Silent).unwrap());
     let read = |d: &Path, f: &str| std::fs::read_to_string(d.join(f)).unwrap();
     assert_eq!(
         read(&straight.0, "report.json"),
@@ -185,33 +175,33 @@ fn resumed_seed_repetitions_match_uninterrupted_ones() {
         seeds: vec![1, 2],
         scope: SeedScope::SplitAndInit,
     };
-    let repeat = |dir: &Path, resume: bool, stop: StopAt| {
+    let repeat = |dir: &Path, resume: bool, stop: &dyn app::Interrupter| {
         app::run_seeds(
             &config,
             &repetition,
             dir,
             resume,
             stop,
-            &Silent,
+            &mut Silent,
             |_, _, _| {},
         )
         .unwrap()
     };
     let straight = TempDir::new("seeds-straight");
-    let RepeatOutcome::Done(summary) = repeat(&straight.0, false, StopAt::default()) else {
+    let RepeatOutcome::Done(summary) = repeat(&straight.0, false, &Never) else {
         panic!("stopped")
     };
     let resumed = TempDir::new("seeds-resumed");
-    let stop = StopAt {
-        search_epochs: None,
-        train_epochs: Some(1),
+    let stop = StopAfter {
+        stage: "train".into(),
+        epochs: 1,
     };
     assert!(matches!(
-        repeat(&resumed.0, false, stop),
+        repeat(&resumed.0, false, &stop),
         RepeatOutcome::Stopped(_)
     ));
     assert!(!resumed.0.join("seed-2").exists());
-    let RepeatOutcome::Done(again) = repeat(&resumed.0, true, StopAt::default()) else {
+    let RepeatOutcome::Done(again) = repeat(&resumed.0, true, &Never) else {
         panic!("stopped")
     };
     assert_eq!(summary.methods, again.methods);
@@ -235,8 +225,8 @@ fn resumed_seed_repetitions_match_uninterrupted_ones() {
         &repetition,
         &resumed.0,
         true,
-        StopAt::default(),
-        &Silent,
+        &Never,
+        &mut Silent,
         |_, _, _| {},
     );
     assert!(matches!(err, Err(app::AppError::Input(m)) if m.contains("other settings")));

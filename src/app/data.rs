@@ -21,6 +21,11 @@ pub enum DataSource {
     },
     /// The embedded BasicMotions recordings as 6×6 covariances.
     BasicMotions,
+    /// Arrays handed over in memory (the Python package): recorded, but not reloadable.
+    Arrays {
+        /// How the caller describes them.
+        label: String,
+    },
     /// A file or folder in one of the supported formats.
     Path {
         /// Path.
@@ -98,6 +103,11 @@ impl DataSource {
                 };
                 return Ok(spd_data::load(path, &options)?);
             }
+            DataSource::Arrays { label } => {
+                return Err(super::AppError::Input(format!(
+                    "{label}: in-memory arrays cannot be loaded again; give the data with --data"
+                )));
+            }
         };
         Ok(if prep.changes_matrices() {
             generated.prepared(&prep.validation)?
@@ -114,6 +124,7 @@ impl DataSource {
             }
             DataSource::BasicMotions => "BasicMotions".into(),
             DataSource::Path { path, .. } => path.display().to_string(),
+            DataSource::Arrays { label } => label.clone(),
         }
     }
 }

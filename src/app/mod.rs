@@ -1,33 +1,28 @@
 //! The application layer behind the `spdnas` command: whole runs (search → derive → train →
-//! baselines → report), the individual stages, and their files. The CLI only parses arguments,
-//! calls these functions and prints what they return.
+//! baselines → report), the individual stages, and their files. Every method runs as an
+//! [`spd_nas::Estimator`] under the [`spd_nas::runner`]; the CLI only parses arguments, calls
+//! these functions and prints what they return.
 
+mod arrays;
+mod config;
 mod data;
 mod error;
+mod files;
+mod overrides;
 pub mod plot;
 mod repeat;
+mod report;
 mod run;
 
+pub use arrays::{FittedArrays, Method, fit_arrays, model_scores};
+pub use config::{Baseline, Prepared, Preset, RunConfig};
 pub use data::{DataSource, Preparation};
 pub use error::{AppError, Result};
+pub use files::{
+    LogFiles, default_run_dir, genotype_from, genotype_params, write_genotype_drawing, write_text,
+};
+pub use overrides::Overrides;
 pub use repeat::*;
+pub use report::{Report, Timings, table};
 pub use run::*;
-
-/// Progress of a long stage (search epochs, training epochs); the CLI draws bars with it.
-pub trait Progress {
-    /// A stage of `total` steps starts.
-    fn start(&self, label: &str, total: u64);
-    /// One step done, with a short status.
-    fn tick(&self, status: &str);
-    /// The stage is over.
-    fn finish(&self);
-}
-
-/// Progress that shows nothing.
-pub struct Silent;
-
-impl Progress for Silent {
-    fn start(&self, _: &str, _: u64) {}
-    fn tick(&self, _: &str) {}
-    fn finish(&self) {}
-}
+pub use spd_nas::runner::{Interrupter, Never, Observer, Silent, StopAfter, StopFlag};

@@ -4,6 +4,10 @@
 
 use std::path::Path;
 
+use spd_nas::NetworkConfig;
+use spd_nas::search::EpochLog;
+use spd_nas::train::TrainLog;
+
 use super::error::{AppError, Result};
 
 /// An RGB raster.
@@ -338,6 +342,113 @@ pub fn bar_chart(title: &str, labels: &[String], means: &[f64], stds: &[f64]) ->
         c.text(x, bottom + 6, label, 1, BLACK);
     }
     c
+}
+
+/// `curves.png` (search and training loss/accuracy), `alpha_normal.png`, `alpha_reduce.png`.
+pub fn write_plots(
+    dir: &Path,
+    search: &[EpochLog],
+    train: &[TrainLog],
+    config: &NetworkConfig,
+) -> Result<()> {
+    let mut c = Canvas::new(900, 520);
+    let s = |f: fn(&EpochLog) -> f64| search.iter().map(f).collect::<Vec<_>>();
+    let t = |f: fn(&TrainLog) -> f64| train.iter().map(f).collect::<Vec<_>>();
+    panel(
+        &mut c,
+        (10, 10, 420, 240),
+        "search loss",
+        &[
+            Series {
+                name: "train",
+                values: s(|l| l.train_loss),
+            },
+            Series {
+                name: "val",
+                values: s(|l| l.val_loss),
+            },
+        ],
+    );
+    panel(
+        &mut c,
+        (460, 10, 420, 240),
+        "search accuracy",
+        &[
+            Series {
+                name: "train",
+                values: s(|l| l.train_accuracy),
+            },
+            Series {
+                name: "val",
+                values: s(|l| l.val_accuracy),
+            },
+        ],
+    );
+    panel(
+        &mut c,
+        (10, 270, 420, 240),
+        "training loss",
+        &[
+            Series {
+                name: "train",
+                values: t(|l| l.train_loss),
+            },
+            Series {
+                name: "val",
+                values: t(|l| l.val_loss),
+            },
+        ],
+    );
+    panel(
+        &mut c,
+        (460, 270, 420, 240),
+        "training accuracy",
+        &[
+            Series {
+                name: "train",
+                values: t(|l| l.train_accuracy),
+            },
+            Series {
+                name: "val",
+                values: t(|l| l.val_accuracy),
+            },
+        ],
+    );
+    c.save(&dir.join("curves.png"))?;
+    let space = config.search_space();
+    for (name, reduce) in [("alpha_normal.png", false), ("alpha_reduce.png", true)] {
+        let ops: Vec<Vec<&str>> = (0..config.spec.steps)
+            .flat_map(|node| 0..2 + node)
+            .map(|source| {
+                space
+                    .list(reduce && source < 2)
+                    .iter()
+                    .map(|p| p.name)
+                    .collect()
+            })
+            .collect();
+        let rows: Vec<Vec<Vec<f64>>> = search
+            .iter()
+            .map(|l| {
+                if reduce {
+                    l.alpha_reduce.clone()
+                } else {
+                    l.alpha_normal.clone()
+                }
+            })
+            .collect();
+        alpha_heatmap(
+            if reduce {
+                "reduction cell weights by epoch"
+            } else {
+                "normal cell weights by epoch"
+            },
+            &ops,
+            &rows,
+        )
+        .save(&dir.join(name))?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -7,11 +7,11 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::files::{io_err, read_json, write_json, write_text};
 use super::plot::bar_chart;
-use super::run::{
-    Outcome, Report, RunConfig, StopAt, Timings, io_err, read_json, run, write_json, write_text,
-};
-use super::{AppError, Progress, Result};
+use super::run::{Outcome, run};
+use super::{AppError, Report, Result, RunConfig, Timings};
+use spd_nas::runner::{Interrupter, Observer};
 
 /// What changes from one seed to the next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -98,9 +98,7 @@ pub enum RepeatOutcome {
 /// The configuration of seed `seed` under `scope`.
 pub fn seed_config(base: &RunConfig, seed: u64, scope: SeedScope) -> RunConfig {
     let mut c = base.clone();
-    c.seed = seed;
-    c.search.seed = seed;
-    c.train.seed = seed;
+    c.set_seed(seed);
     c.split_seed = match scope {
         SeedScope::SplitAndInit => base.split_seed,
         SeedScope::InitOnly => Some(base.split_seed.unwrap_or(base.seed)),
@@ -121,8 +119,8 @@ pub fn run_seeds(
     repetition: &Repetition,
     dir: &Path,
     resume: bool,
-    stop: StopAt,
-    progress: &dyn Progress,
+    interrupter: &dyn Interrupter,
+    observer: &mut dyn Observer,
     mut on_seed: impl FnMut(u64, &Report, &Timings),
 ) -> Result<RepeatOutcome> {
     let (seeds, scope) = (&repetition.seeds, repetition.scope);
@@ -141,7 +139,7 @@ pub fn run_seeds(
         let config = seed_config(base, seed, scope);
         let sub = seed_dir(dir, seed);
         let config_path = sub.join("config.json");
-        if resume && config_path.exists() && read_json::<RunConfig>(&config_path)? != config {
+        if resume && config_path.exists() && RunConfig::read(&config_path)? != config {
             return Err(AppError::Input(format!(
                 "{}: seed {seed} was run with other settings; drop --resume or choose another --out",
                 config_path.display()
@@ -153,7 +151,7 @@ pub fn run_seeds(
             (read_json(&report_path)?, read_json(&timings_path)?)
         } else {
             let prepared = config.prepare()?;
-            match run(&config, &prepared, &sub, resume, stop, progress)? {
+            match run(&config, &prepared, &sub, resume, interrupter, observer)? {
                 Outcome::Done(report, timings) => (*report, timings),
                 Outcome::Stopped(why) => {
                     return Ok(RepeatOutcome::Stopped(format!("seed {seed}: {why}")));

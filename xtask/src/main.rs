@@ -1,8 +1,10 @@
-//! `cargo xtask`: benchmarks (`bench [linalg|autograd|search|train]`), the results page
+//! `cargo xtask`: the whole test suite with the Python package (`test`), benchmarks
+//! (`bench [linalg|autograd|search|train]`), the results page
 //! (`results`) and the release (`release`) of spdnas. Run through the alias in `.cargo/config.toml`, which builds this tool
 //! in release.
 
 mod bench;
+mod pytest;
 mod release;
 mod report;
 mod results;
@@ -15,7 +17,7 @@ use std::process::ExitCode;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-const USAGE: &str = "usage: cargo xtask bench [all|linalg|autograd|search|train] | cargo xtask results [--paper] [--work DIR] [DATASET ...] | cargo xtask release";
+const USAGE: &str = "usage: cargo xtask test | cargo xtask bench [all|linalg|autograd|search|train] | cargo xtask results [--paper] [--work DIR] [DATASET ...] | cargo xtask release";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -31,6 +33,7 @@ fn main() -> ExitCode {
         ["bench", "search"] => bench::search::run(),
         ["bench", "train"] => bench::train::run(),
         ["release"] => release::run(),
+        ["test"] => pytest::run_all(),
         ["results", rest @ ..] => results::run(rest),
         _ => Err(USAGE.to_string()),
     };

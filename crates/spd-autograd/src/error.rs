@@ -6,11 +6,18 @@ use thiserror::Error;
 pub enum AutogradError {
     /// Operand shapes do not fit the op.
     #[error("{op}: shape mismatch: {detail}")]
-    Shape { op: &'static str, detail: String },
+    Shape {
+        /// The op.
+        op: &'static str,
+        /// What does not fit.
+        detail: String,
+    },
     /// A numerical routine refused its input (non-SPD matrix, non-convergence, ...).
     #[error("{op}: {source}")]
     Linalg {
+        /// The op.
         op: &'static str,
+        /// The underlying error.
         #[source]
         source: LinalgError,
     },

@@ -1,13 +1,14 @@
 //! Arguments (clap derive) and their translation into `spdnas::app` calls.
 
+use std::ops::ControlFlow;
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use spdnas::app::{
-    self, AppError, Baseline, DataSource, Outcome, Preparation, Preset, RepeatOutcome, RunConfig,
-    SeedScope, StopAt,
+    self, AppError, Baseline, DataSource, Outcome, Overrides, Preparation, Preset, RepeatOutcome,
+    RunConfig, SeedScope, StopFlag,
 };
-use spdnas::autograd::StiefelMetric;
 use spdnas::data::covariance::Estimator;
 use spdnas::data::gaussian::{GaussianConfig, generate_gaussian};
 use spdnas::data::radar::{RadarConfig, generate_radar};
@@ -15,8 +16,6 @@ use spdnas::data::sources::{SourcesConfig, generate_sources};
 use spdnas::data::ts::ts_text;
 use spdnas::data::{Format, Regularization, SymmetryPolicy, Validation};
 use spdnas::nas::NetworkConfig;
-use spdnas::nas::schedule::{LrSchedule, WeightOptimizer};
-use spdnas::nas::search::{GenotypeSelection, Order};
 
 use crate::progress::Bars;
 
@@ -62,12 +61,6 @@ enum Command {
         /// With --seeds: what a seed changes.
         #[arg(long, value_enum, default_value_t = VaryArg::Split, requires = "seeds")]
         vary: VaryArg,
-        /// Stop after this many search epochs (simulates an interruption).
-        #[arg(long, hide = true)]
-        stop_after_search_epochs: Option<usize>,
-        /// Stop after this many training epochs (simulates an interruption).
-        #[arg(long, hide = true)]
-        stop_after_train_epochs: Option<usize>,
     },
     /// Architecture search only; writes search.jsonl and genotype.{json,dot}.
     Search {
@@ -243,9 +236,13 @@ enum EstimatorArg {
 
 #[derive(Args)]
 struct ScheduleArgs {
-    /// quick (minutes) or paper (the paper's epochs and second-order search).
-    #[arg(long, value_enum, default_value_t = PresetArg::Quick)]
-    preset: PresetArg,
+    /// Every setting from a run's config.json (reproduces that run); flags given with it
+    /// override the settings they name.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// quick (minutes; the default) or paper (the paper's epochs and second-order search).
+    #[arg(long, value_enum, conflicts_with = "config")]
+    preset: Option<PresetArg>,
     /// Search epochs (overrides the preset).
     #[arg(long)]
     search_epochs: Option<usize>,
@@ -255,12 +252,32 @@ struct ScheduleArgs {
     /// First- or second-order architecture gradient (overrides the preset).
     #[arg(long)]
     order: Option<OrderArg>,
-    /// Reduced matrix size (default ⌈n/2⌉).
+    /// Reduced matrix size of each reduction cell (comma-separated with --cells above 2;
+    /// default: each reduction halves, ⌈n/2⌉).
+    #[arg(long, value_delimiter = ',')]
+    reduced_dim: Option<Vec<usize>>,
+    /// Seed of split, initialisation and batch order (default 0).
     #[arg(long)]
-    reduced_dim: Option<usize>,
-    /// Seed of split, initialisation and batch order.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
+    seed: Option<u64>,
+    /// How α becomes mixing weights: sparsemax (the paper), softmax, or sigmoid renormalised
+    /// onto the simplex (the paper's Table 5 ablation).
+    #[arg(long, value_enum)]
+    mixing: Option<MixingArg>,
+    /// Candidate list: v0 (every published result) or v1.
+    #[arg(long, value_enum)]
+    space: Option<SpaceArg>,
+    /// Reading of BiMap_1/2_reduced: the paper's table, or the official code's (swapped).
+    #[arg(long, value_enum)]
+    naming: Option<NamingArg>,
+    /// Karcher steps of every Fréchet mean (1 in the paper).
+    #[arg(long)]
+    karcher_steps: Option<usize>,
+    /// Cells of the network (2 in the paper; cells 0, 2, … reduce).
+    #[arg(long)]
+    cells: Option<usize>,
+    /// Channels before the first cell (1 in the paper; doubled before every cell).
+    #[arg(long)]
+    channels: Option<usize>,
     /// Optimiser of the network weights, in the search and in training (overrides the preset).
     #[arg(long, value_enum)]
     optimizer: Option<OptimizerArg>,
@@ -294,6 +311,25 @@ struct ScheduleArgs {
     /// Which search epoch's genotype is kept.
     #[arg(long, value_enum)]
     selection: Option<SelectionArg>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum MixingArg {
+    Sparsemax,
+    Softmax,
+    SigmoidSimplex,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum SpaceArg {
+    V0,
+    V1,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum NamingArg {
+    Paper,
+    OfficialCode,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -421,6 +457,15 @@ fn fraction(flag: &str, v: f64) -> Result<f64, AppError> {
 }
 
 impl PrepArgs {
+    /// Whether any preparation flag is given.
+    fn given(&self) -> bool {
+        self.estimator.is_some()
+            || self.ridge.is_some()
+            || self.shrinkage.is_some()
+            || self.trace_normalize
+            || self.symmetrize
+    }
+
     /// The preparation flags; a value outside its range is an input error naming the flag.
     fn preparation(&self) -> Result<Preparation, AppError> {
         let regularization = match (self.ridge, self.shrinkage) {
@@ -452,16 +497,24 @@ impl PrepArgs {
 
 impl DataArgs {
     fn given(&self) -> bool {
-        self.data.is_some() || self.dataset.is_some()
+        self.data.is_some()
+            || self.dataset.is_some()
+            || self.snr.is_some()
+            || self.per_class.is_some()
     }
 
     /// Sets the data, its preparation, the test set and the split fractions of `config`.
     fn apply(&self, config: &mut RunConfig) -> Result<(), AppError> {
-        config.preparation = self.prep.preparation()?;
-        config.test_data = self
-            .test_data
-            .as_ref()
-            .map(|p| DataSource::path(p.clone(), self.format.map(Format::from), None));
+        if self.prep.given() {
+            config.preparation = self.prep.preparation()?;
+        }
+        if let Some(p) = &self.test_data {
+            config.test_data = Some(DataSource::path(
+                p.clone(),
+                self.format.map(Format::from),
+                None,
+            ));
+        }
         if let Some(v) = self.val_fraction {
             config.split.val = fraction("--val-fraction", v)?;
         }
@@ -499,84 +552,70 @@ impl DataArgs {
     }
 }
 
+/// The run configuration of a command: `--config FILE` or the preset, then the data flags
+/// and every schedule and network flag given; checked.
+fn run_config(data: &DataArgs, schedule: &ScheduleArgs) -> Result<RunConfig, AppError> {
+    let mut config = match &schedule.config {
+        Some(path) => {
+            let mut c = RunConfig::read(path)?;
+            if let Some(seed) = schedule.seed {
+                c.set_seed(seed);
+            }
+            if data.given() {
+                c.data = data.source(c.seed);
+            }
+            c
+        }
+        None => {
+            let preset = match schedule.preset.unwrap_or(PresetArg::Quick) {
+                PresetArg::Quick => Preset::Quick,
+                PresetArg::Paper => Preset::Paper,
+            };
+            let seed = schedule.seed.unwrap_or(0);
+            RunConfig::preset(preset, data.source(seed), seed)
+        }
+    };
+    data.apply(&mut config)?;
+    schedule.overrides().apply(&mut config)?;
+    Ok(config)
+}
+
+/// The name of a flag's value, as the app reads it.
+fn name<T: ValueEnum>(value: Option<T>) -> Option<String> {
+    value.map(|v| {
+        v.to_possible_value()
+            .expect("no value is skipped")
+            .get_name()
+            .to_string()
+    })
+}
+
 impl ScheduleArgs {
-    fn config(&self, data: DataSource) -> Result<RunConfig, AppError> {
-        let preset = match self.preset {
-            PresetArg::Quick => Preset::Quick,
-            PresetArg::Paper => Preset::Paper,
-        };
-        let mut c = RunConfig::preset(preset, data, self.seed);
-        if let Some(e) = self.search_epochs {
-            c.search.epochs = e;
+    /// The schedule and network settings given by flags.
+    fn overrides(&self) -> Overrides {
+        Overrides {
+            search_epochs: self.search_epochs,
+            train_epochs: self.train_epochs,
+            order: name(self.order),
+            reduced_dim: self.reduced_dim.clone(),
+            optimizer: name(self.optimizer),
+            lr: self.lr,
+            stiefel_metric: name(self.stiefel_metric),
+            schedule: name(self.schedule),
+            min_steps: self.min_steps,
+            search_min_steps: self.search_min_steps,
+            patience: self.patience,
+            warmup: self.warmup,
+            max_skips: self.max_skips.clone(),
+            selection: name(self.selection),
+            mixing: name(self.mixing),
+            space: name(self.space),
+            naming: name(self.naming),
+            karcher_steps: self.karcher_steps,
+            cells: self.cells,
+            channels: self.channels,
+            val_fraction: None,
         }
-        if let Some(e) = self.train_epochs {
-            c.train.epochs = e;
-        }
-        if let Some(o) = self.order {
-            c.search.order = match o {
-                OrderArg::First => Order::First,
-                OrderArg::Second => Order::Second,
-            };
-        }
-        c.reduced_dim = self.reduced_dim;
-        if let Some(o) = self.optimizer {
-            let o = match o {
-                OptimizerArg::Sgd => WeightOptimizer::Sgd,
-                OptimizerArg::Adam => WeightOptimizer::Adam,
-            };
-            c.search.optimizer = o;
-            c.train.optimizer = o;
-        }
-        if let Some(lr) = self.lr {
-            c.search.lr = lr;
-            c.train.lr = lr;
-        }
-        if let Some(m) = self.stiefel_metric {
-            let m = match m {
-                StiefelMetricArg::Embedded => StiefelMetric::Embedded,
-                StiefelMetricArg::Canonical => StiefelMetric::Canonical,
-            };
-            c.search.stiefel_metric = m;
-            c.train.stiefel_metric = m;
-        }
-        if let Some(s) = self.schedule {
-            let s = match s {
-                ScheduleArg::Constant => LrSchedule::Constant,
-                ScheduleArg::Cosine => LrSchedule::COSINE,
-            };
-            c.search.schedule = s;
-            c.train.schedule = s;
-        }
-        if let Some(m) = self.min_steps {
-            c.train.min_steps = m;
-        }
-        if let Some(m) = self.search_min_steps {
-            c.search.min_steps = m;
-        }
-        if let Some(p) = self.patience {
-            c.train.patience = Some(p);
-        }
-        if let Some(w) = self.warmup {
-            c.search.warmup = w;
-        }
-        if let Some(m) = &self.max_skips {
-            c.search.max_skips = match m.as_str() {
-                "none" => None,
-                n => Some(n.parse().map_err(|_| {
-                    AppError::Input(format!(
-                        "--max-skips {n}: must be a whole number or \"none\""
-                    ))
-                })?),
-            };
-        }
-        if let Some(s) = self.selection {
-            c.search.selection = match s {
-                SelectionArg::Best => GenotypeSelection::Best,
-                SelectionArg::Last => GenotypeSelection::Last,
-            };
-        }
-        c.check()?;
-        Ok(c)
     }
 }
 
@@ -601,8 +640,37 @@ pub fn execute(cli: Cli) -> Result<(), AppError> {
     spdnas::autograd::on_worker(|| dispatch(cli))
 }
 
+/// An interrupter raised by Ctrl-C, installed only by the commands that run epoch loops: loops
+/// stop at their next epoch boundary with their checkpoints written; a second Ctrl-C ends the
+/// process at once.
+fn ctrl_c() -> StopFlag {
+    let flag = StopFlag::default();
+    let raised = flag.0.clone();
+    // Without a handler (one already installed) Ctrl-C simply ends the process.
+    let _ = ctrlc::set_handler(move || {
+        if raised.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+        eprintln!("\nspdnas: stopping at the end of this epoch (Ctrl-C again to quit now)");
+    });
+    flag
+}
+
+/// The error of a command stopped by Ctrl-C: what stopped and how to continue.
+fn interrupted(why: &str, dir: &std::path::Path) -> AppError {
+    AppError::Interrupted(format!(
+        "interrupted: {why}; continue with --resume --out {}",
+        dir.display()
+    ))
+}
+
+/// The error of `spdnas baseline` stopped by Ctrl-C (it has no `--resume`).
+fn interrupted_baseline(why: &str) -> AppError {
+    AppError::Interrupted(format!("interrupted: {why}"))
+}
+
 fn dispatch(cli: Cli) -> Result<(), AppError> {
-    let bars = Bars::new(cli.quiet);
+    let mut bars = Bars::new(cli.quiet);
     match cli.command {
         Command::Run {
             data,
@@ -612,19 +680,12 @@ fn dispatch(cli: Cli) -> Result<(), AppError> {
             baselines,
             seeds,
             vary,
-            stop_after_search_epochs,
-            stop_after_train_epochs,
         } => {
-            let mut config = schedule.config(data.source(schedule.seed))?;
-            data.apply(&mut config)?;
+            let mut config = run_config(&data, &schedule)?;
             if let Some(b) = baselines {
                 config.baselines = b.into_iter().map(Baseline::from).collect();
             }
             let dir = out.unwrap_or_else(app::default_run_dir);
-            let stop = StopAt {
-                search_epochs: stop_after_search_epochs,
-                train_epochs: stop_after_train_epochs,
-            };
             if let Some(seeds) = seeds {
                 let scope = match vary {
                     VaryArg::Split => SeedScope::SplitAndInit,
@@ -636,8 +697,8 @@ fn dispatch(cli: Cli) -> Result<(), AppError> {
                     &app::Repetition { seeds, scope },
                     &dir,
                     resume,
-                    stop,
-                    &bars,
+                    &ctrl_c(),
+                    &mut bars,
                     |seed, report, timings| {
                         if !quiet {
                             println!(
@@ -649,10 +710,7 @@ fn dispatch(cli: Cli) -> Result<(), AppError> {
                     },
                 )?;
                 match outcome {
-                    RepeatOutcome::Stopped(why) => eprintln!(
-                        "spdnas: {why}; continue with --resume --out {}",
-                        dir.display()
-                    ),
+                    RepeatOutcome::Stopped(why) => return Err(interrupted(&why, &dir)),
                     RepeatOutcome::Done(summary) => {
                         if cli.json {
                             print_json(&summary);
@@ -665,11 +723,8 @@ fn dispatch(cli: Cli) -> Result<(), AppError> {
                 return Ok(());
             }
             let dataset = config.prepare()?;
-            match app::run(&config, &dataset, &dir, resume, stop, &bars)? {
-                Outcome::Stopped(why) => eprintln!(
-                    "spdnas: {why}; continue with --resume --out {}",
-                    dir.display()
-                ),
+            match app::run(&config, &dataset, &dir, resume, &ctrl_c(), &mut bars)? {
+                Outcome::Stopped(why) => return Err(interrupted(&why, &dir)),
                 Outcome::Done(report, timings) => {
                     if cli.json {
                         print_json(&report);
@@ -686,11 +741,14 @@ fn dispatch(cli: Cli) -> Result<(), AppError> {
             out,
             resume,
         } => {
-            let mut config = schedule.config(data.source(schedule.seed))?;
-            data.apply(&mut config)?;
+            let config = run_config(&data, &schedule)?;
             let dataset = config.prepare()?;
             let dir = out.unwrap_or_else(app::default_run_dir);
-            let (genotype, logs) = app::search_only(&config, &dataset, &dir, resume, &bars)?;
+            let (genotype, logs) =
+                match app::search_only(&config, &dataset, &dir, resume, &ctrl_c(), &mut bars)? {
+                    ControlFlow::Break(why) => return Err(interrupted(&why, &dir)),
+                    ControlFlow::Continue(found) => found,
+                };
             if cli.json {
                 print_json(&genotype);
             } else {
@@ -716,21 +774,30 @@ fn dispatch(cli: Cli) -> Result<(), AppError> {
             resume,
         } => {
             let genotype = app::genotype_from(&genotype)?;
-            let mut config = schedule.config(data.source(schedule.seed))?;
-            data.apply(&mut config)?;
+            let config = run_config(&data, &schedule)?;
             let dataset = config.prepare()?;
             let dir = out.unwrap_or_else(app::default_run_dir);
-            let (epoch, val, test, params) =
-                app::train_only(&config, &genotype, &dataset, &dir, resume, &bars)?;
+            let t = match app::train_only(
+                &config,
+                &genotype,
+                &dataset,
+                &dir,
+                resume,
+                &ctrl_c(),
+                &mut bars,
+            )? {
+                ControlFlow::Break(why) => return Err(interrupted(&why, &dir)),
+                ControlFlow::Continue(t) => t,
+            };
             if cli.json {
-                print_json(
-                    &serde_json::json!({"test_accuracy": test, "val_accuracy": val, "best_epoch": epoch, "params": params}),
-                );
+                print_json(&t);
             } else {
                 println!(
-                    "test accuracy {:.2} % (best validation {:.2} % at epoch {epoch}); {params} parameters; model in {}",
-                    100.0 * test,
-                    100.0 * val,
+                    "test accuracy {:.2} % (best validation {:.2} % at epoch {}); {} parameters; model in {}",
+                    100.0 * t.test_accuracy,
+                    100.0 * t.val_accuracy,
+                    t.best_epoch,
+                    t.params,
                     dir.join("model.json").display()
                 );
             }
@@ -754,12 +821,15 @@ fn dispatch(cli: Cli) -> Result<(), AppError> {
             schedule,
             out,
         } => {
-            let mut config = schedule.config(data.source(schedule.seed))?;
-            data.apply(&mut config)?;
+            let config = run_config(&data, &schedule)?;
             let dataset = config.prepare()?;
             let dir = out.unwrap_or_else(app::default_run_dir);
             let b = Baseline::from(which);
-            let (acc, params) = app::baseline_only(b, &config, &dataset, &dir, &bars)?;
+            let (acc, params) =
+                match app::baseline_only(b, &config, &dataset, &dir, &ctrl_c(), &mut bars)? {
+                    ControlFlow::Break(why) => return Err(interrupted_baseline(&why)),
+                    ControlFlow::Continue(result) => result,
+                };
             if cli.json {
                 print_json(
                     &serde_json::json!({"baseline": b.name(), "test_accuracy": acc, "params": params}),

@@ -1,16 +1,15 @@
-//! Progress bars (indicatif) for the app's [`Progress`] trait, drawn only when stdout is a
-//! terminal and `--quiet` is not given.
+//! Progress bars (indicatif): an [`Observer`] of the runner drawing one bar per epoch, only
+//! when stdout is a terminal and `--quiet` is not given.
 
 use std::io::IsTerminal;
-use std::sync::Mutex;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use spdnas::app::Progress;
+use spdnas::app::Observer;
 
-/// Bars on stderr, one per stage.
+/// Bars on stderr, one per epoch of each stage.
 pub struct Bars {
     visible: bool,
-    bar: Mutex<Option<ProgressBar>>,
+    bar: Option<ProgressBar>,
 }
 
 impl Bars {
@@ -18,15 +17,15 @@ impl Bars {
     pub fn new(quiet: bool) -> Self {
         Self {
             visible: !quiet && std::io::stdout().is_terminal(),
-            bar: Mutex::new(None),
+            bar: None,
         }
     }
 }
 
-impl Progress for Bars {
-    fn start(&self, label: &str, total: u64) {
+impl Observer for Bars {
+    fn epoch_started(&mut self, stage: &str, epoch: usize, epochs: usize, batches: usize) {
         let bar = if self.visible {
-            ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr())
+            ProgressBar::with_draw_target(Some(batches as u64), ProgressDrawTarget::stderr())
         } else {
             ProgressBar::hidden()
         };
@@ -37,18 +36,18 @@ impl Progress for Bars {
             .expect("valid template")
             .progress_chars("=> "),
         );
-        bar.set_message(label.to_string());
-        *self.bar.lock().expect("not poisoned") = Some(bar);
+        bar.set_message(format!("{stage} epoch {}/{epochs}", epoch + 1));
+        self.bar = Some(bar);
     }
 
-    fn tick(&self, _status: &str) {
-        if let Some(b) = self.bar.lock().expect("not poisoned").as_ref() {
+    fn batch_done(&mut self, _: &str, _: usize, _: usize) {
+        if let Some(b) = &self.bar {
             b.inc(1);
         }
     }
 
-    fn finish(&self) {
-        if let Some(b) = self.bar.lock().expect("not poisoned").take() {
+    fn epoch_done(&mut self, _: &str, _: &serde_json::Value) {
+        if let Some(b) = self.bar.take() {
             b.finish_and_clear();
         }
     }

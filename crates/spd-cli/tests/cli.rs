@@ -106,6 +106,11 @@ fn bad_input_exits_2_with_one_line_and_writes_nothing() {
         &out,
         "no_such_genotype",
     );
+    fails_cleanly(
+        &["run", "--reduced-dim", "30", "--out", out_s],
+        &out,
+        "--reduced-dim [30]: cannot reduce 20×20 matrices to 30×30",
+    );
     assert_eq!(spdnas(&["run", "--no-such-flag"]).status.code(), Some(2));
 }
 
@@ -316,4 +321,142 @@ fn a_bad_schedule_flag_is_an_input_error_naming_it() {
             String::from_utf8_lossy(&o.stderr)
         );
     }
+}
+
+/// The flags of the tiny runs below: a small RADAR, short schedules.
+const TINY: [&str; 10] = [
+    "--per-class",
+    "15",
+    "--search-epochs",
+    "1",
+    "--min-steps",
+    "0",
+    "--search-min-steps",
+    "0",
+    "--baselines",
+    "mdm,spdnet",
+];
+
+fn report_of(o: &Output) -> serde_json::Value {
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+#[test]
+fn a_run_directory_config_reproduces_the_run_and_flags_override_it() {
+    let dir = TempDir::new("config");
+    let first = dir.0.join("first");
+    let mut args = vec!["run", "--train-epochs", "2", "--json", "--out"];
+    args.push(first.to_str().unwrap());
+    args.extend(TINY);
+    let original = report_of(&spdnas(&args));
+    let config = first.join("config.json");
+    let again = dir.0.join("again");
+    let replayed = report_of(&spdnas(&[
+        "run",
+        "--config",
+        config.to_str().unwrap(),
+        "--json",
+        "--out",
+        again.to_str().unwrap(),
+    ]));
+    assert_eq!(original, replayed);
+
+    // network flags are recorded; a flag given with --config overrides the file
+    let other = dir.0.join("other");
+    let o = spdnas(&[
+        "baseline",
+        "mdm",
+        "--config",
+        config.to_str().unwrap(),
+        "--mixing",
+        "softmax",
+        "--karcher-steps",
+        "2",
+        "--seed",
+        "4",
+        "--out",
+        other.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let written: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(other.join("config.json")).unwrap()).unwrap();
+    assert_eq!(written["network"]["arch_normalization"], "Softmax");
+    assert_eq!(written["network"]["ops"]["karcher_steps"], 2);
+    assert_eq!(written["seed"], 4);
+    assert_eq!(written["train"]["epochs"], 2, "the file's setting is kept");
+
+    // plain sigmoid weights cannot feed a Fréchet mean: refused, naming the flag
+    let mut bad = written.clone();
+    bad["network"]["arch_normalization"] = "Sigmoid".into();
+    let bad_path = dir.0.join("sigmoid.json");
+    std::fs::write(&bad_path, bad.to_string()).unwrap();
+    let out = dir.0.join("never");
+    fails_cleanly(
+        &[
+            "run",
+            "--config",
+            bad_path.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &out,
+        "--mixing",
+    );
+}
+
+/// Ctrl-C (SIGINT) stops a run at the end of an epoch with exit code 130 and a message naming
+/// `--resume`; resumed, the run ends with the uninterrupted run's report.
+#[test]
+fn ctrl_c_stops_at_an_epoch_boundary_and_resume_gives_the_uninterrupted_report() {
+    let dir = TempDir::new("ctrl-c");
+    let run = |out: &std::path::Path, extra: &[&str]| {
+        let mut args = vec!["run", "--train-epochs", "100", "--json", "--out"];
+        args.push(out.to_str().unwrap());
+        args.extend(TINY);
+        args.extend(extra);
+        args.iter().map(|s| s.to_string()).collect::<Vec<_>>()
+    };
+    let straight = dir.0.join("straight");
+    let expected = report_of(&spdnas(
+        &run(&straight, &[])
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    ));
+
+    let interrupted = dir.0.join("interrupted");
+    let child = Command::new(env!("CARGO_BIN_EXE_spdnas"))
+        .args(run(&interrupted, &[]))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = interrupted.join("train.jsonl");
+    let started = std::time::Instant::now();
+    while std::fs::read_to_string(&log).map_or(0, |t| t.lines().count()) < 2 {
+        assert!(started.elapsed().as_secs() < 120, "training never started");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let o = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("--resume --out"), "{stderr}");
+    assert!(!interrupted.join("report.json").exists());
+
+    let resumed = report_of(&spdnas(
+        &run(&interrupted, &["--resume"])
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    ));
+    assert_eq!(resumed, expected);
 }

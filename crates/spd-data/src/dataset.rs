@@ -113,6 +113,30 @@ impl Summary {
 }
 
 impl Dataset {
+    /// [`Dataset::new`] from a C-order stack `(k, i, j)` of `n × n` matrices (numpy's layout),
+    /// each transposed into this crate's column-major storage.
+    pub fn from_c_order(
+        n: usize,
+        values: &[f64],
+        labels: Vec<usize>,
+        class_names: Vec<String>,
+        source: &str,
+        validation: &Validation,
+    ) -> Result<Self> {
+        let nn = n * n;
+        let mut matrices = Vec::with_capacity(values.len());
+        for stacked in values.chunks(nn.max(1)) {
+            if stacked.len() < nn {
+                matrices.extend_from_slice(stacked);
+                break;
+            }
+            for j in 0..n {
+                matrices.extend((0..n).map(|i| stacked[i * n + j]));
+            }
+        }
+        Self::new(n, matrices, labels, class_names, source, validation)
+    }
+
     /// Builds and validates a dataset; `source` names the file (or generator) in errors.
     /// Every matrix must be finite, symmetric (or symmetrised by the policy), and positive
     /// definite after the requested regularisation; every label must name a class and every

@@ -36,25 +36,44 @@ pub enum Problem {
     Shape(String),
     /// Sample counts of matrices and labels differ.
     #[error("{matrices} matrices but {labels} labels")]
-    CountMismatch { matrices: usize, labels: usize },
+    CountMismatch {
+        /// Matrices read.
+        matrices: usize,
+        /// Labels read.
+        labels: usize,
+    },
     /// A NaN or infinite entry.
     #[error("entry ({row}, {col}) is not finite ({value})")]
-    NotFinite { row: usize, col: usize, value: f64 },
+    NotFinite {
+        /// Row (0-based).
+        row: usize,
+        /// Column (0-based).
+        col: usize,
+        /// The value found.
+        value: f64,
+    },
     /// A matrix that is not symmetric within tolerance.
     #[error(
         "not symmetric: |a[{row},{col}] − a[{col},{row}]| = {difference:e} (tolerance {tolerance:e}); accept it with --symmetrize"
     )]
     NotSymmetric {
+        /// Row (0-based).
         row: usize,
+        /// Column (0-based).
         col: usize,
+        /// Their absolute difference.
         difference: f64,
+        /// The tolerance exceeded.
         tolerance: f64,
     },
     /// A matrix that is not positive definite.
     #[error(
         "not positive definite (smallest eigenvalue {min_eigenvalue:e}); accept it with a regularisation: --ridge 1e-6 (adds 1e-6·tr(X)/n·I) or --shrinkage 0.01"
     )]
-    NotPositiveDefinite { min_eigenvalue: f64 },
+    NotPositiveDefinite {
+        /// The smallest eigenvalue.
+        min_eigenvalue: f64,
+    },
     /// A class without any sample.
     #[error("class {0:?} has no sample")]
     EmptyClass(String),
@@ -63,7 +82,10 @@ pub enum Problem {
     UnknownLabel(String),
     /// A missing value in a series.
     #[error("missing value in channel {channel}; choose a missing-value policy to accept it")]
-    Missing { channel: usize },
+    Missing {
+        /// The channel (0-based).
+        channel: usize,
+    },
     /// Anything else about the content.
     #[error("{0}")]
     Invalid(String),

@@ -207,18 +207,9 @@ fn from_arrays(
         ));
     }
     let (labels, names) = classes_from_values(&yv, y_path)?;
-    // C order (k, i, j) → column-major matrices
-    let mut matrices = Vec::with_capacity(values.len());
-    for k in 0..count {
-        for j in 0..n {
-            for i in 0..n {
-                matrices.push(values[k * n * n + i * n + j]);
-            }
-        }
-    }
-    Dataset::new(
+    Dataset::from_c_order(
         n,
-        matrices,
+        &values,
         labels,
         names,
         &path.display().to_string(),

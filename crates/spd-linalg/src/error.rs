@@ -5,18 +5,31 @@ use thiserror::Error;
 pub enum LinalgError {
     /// An entry is NaN or infinite.
     #[error("entry ({row}, {col}) is not finite: {value}")]
-    NotFinite { row: usize, col: usize, value: f64 },
+    NotFinite {
+        /// Row (0-based).
+        row: usize,
+        /// Column (0-based).
+        col: usize,
+        /// The value found.
+        value: f64,
+    },
     /// `|a_ij − a_ji|` exceeds the tolerance.
     #[error(
         "not symmetric: entry ({row}, {col}) = {upper:e} but ({col}, {row}) = {lower:e}, \
          difference {difference:e} exceeds {tolerance:e}"
     )]
     NotSymmetric {
+        /// Row (0-based).
         row: usize,
+        /// Column (0-based).
         col: usize,
+        /// The entry above the diagonal.
         upper: f64,
+        /// The entry below the diagonal.
         lower: f64,
+        /// Their absolute difference.
         difference: f64,
+        /// The tolerance exceeded.
         tolerance: f64,
     },
     /// Cholesky failed: the matrix has a non-positive eigenvalue.
@@ -24,23 +37,36 @@ pub enum LinalgError {
         "not positive definite: Cholesky pivot {pivot} is not positive \
          (smallest eigenvalue {min_eigenvalue:e})"
     )]
-    NotPositiveDefinite { pivot: usize, min_eigenvalue: f64 },
+    NotPositiveDefinite {
+        /// The failing pivot.
+        pivot: usize,
+        /// The smallest eigenvalue.
+        min_eigenvalue: f64,
+    },
     /// A spectral function was asked for an eigenvalue outside its domain.
     #[error("{function} is undefined at eigenvalue {eigenvalue:e} (it needs λ > 0)")]
     OutsideDomain {
+        /// The spectral function.
         function: &'static str,
+        /// The offending eigenvalue.
         eigenvalue: f64,
     },
     /// Operand sizes do not fit together.
     #[error("dimension mismatch in {context}: expected {expected}, found {found}")]
     DimensionMismatch {
+        /// Where the sizes met.
         context: &'static str,
+        /// The size expected.
         expected: usize,
+        /// The size found.
         found: usize,
     },
     /// Mean weights that are negative, non-finite or sum to zero.
     #[error("invalid weights: {reason}")]
-    InvalidWeights { reason: &'static str },
+    InvalidWeights {
+        /// What is wrong.
+        reason: &'static str,
+    },
     /// The symmetric QR iteration did not converge.
     #[error("eigendecomposition did not converge")]
     NoConvergence,
@@ -50,7 +76,9 @@ pub enum LinalgError {
     /// The error of one matrix of a batch, with its position.
     #[error("matrix {index} of the batch: {source}")]
     InBatch {
+        /// Position in the batch.
         index: usize,
+        /// The underlying error.
         source: Box<LinalgError>,
     },
 }

@@ -6,7 +6,8 @@ use spd_data::radar::{RadarConfig, radar_dataset};
 use spd_data::split::{SplitFractions, stratified_split};
 use spd_linalg::random::seeded_rng;
 use spd_nas::baselines::{Mdm, SpdNet, SpdNetConfig, Tslr, accuracy};
-use spd_nas::train::{TrainConfig, TrainState, evaluate_model, train};
+use spd_nas::runner::{Hooks, run_epochs};
+use spd_nas::train::{TrainConfig, Training, evaluate_model};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -36,18 +37,9 @@ fn main() {
                 ..Default::default()
             };
             let start = std::time::Instant::now();
-            let (state, _) = train(
-                &net,
-                TrainState::new(store, &config),
-                &data,
-                &split,
-                &config,
-                None,
-                None,
-                |_| {},
-            )
-            .unwrap();
-            let best = state.best.clone().unwrap();
+            let mut training = Training::new(&net, store, config);
+            run_epochs("train", &mut training, &data, &split, &mut Hooks::none()).unwrap();
+            let best = training.best().unwrap().clone();
             let (epoch, val) = (best.epoch, best.val_accuracy);
             let (_, test) = evaluate_model(&net, &best.weights, &data, &split.test, 30).unwrap();
             line += &format!(

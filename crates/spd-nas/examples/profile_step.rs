@@ -1,11 +1,9 @@
 //! Runs RADAR-shaped supernet search steps in a loop, for profilers:
 //! `cargo run --release -p spd-nas --example profile_step -- [first|second] [steps]`.
 
-use spd_autograd::ParamStore;
 use spd_data::gaussian::{GaussianConfig, generate_gaussian};
-use spd_linalg::random::seeded_rng;
+use spd_nas::NetworkConfig;
 use spd_nas::search::{Order, Search, SearchConfig, batch};
-use spd_nas::{ArchParams, Network, NetworkConfig};
 
 fn main() {
     faer::set_global_parallelism(faer::Par::Seq);
@@ -17,25 +15,11 @@ fn main() {
     };
     let steps: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(20);
     let config = NetworkConfig::radar();
-    let mut rng = seeded_rng(1);
-    let mut weights = ParamStore::new();
-    let network = Network::supernet(&config, &mut weights, &mut rng).unwrap();
-    let arch = ArchParams::new(
-        config.edges(),
-        config.search_space().width(),
-        config.arch_normalization,
-        &mut rng,
-    )
-    .unwrap();
-    let mut search = Search::new(
-        network,
-        weights,
-        arch,
-        SearchConfig {
-            order,
-            ..Default::default()
-        },
-    );
+    let search_config = SearchConfig {
+        order,
+        ..Default::default()
+    };
+    let mut search = Search::supernet(&config, search_config, 1).unwrap();
     let data = generate_gaussian(
         &GaussianConfig {
             n: 20,

@@ -17,7 +17,7 @@ use spd_linalg::{KarcherOptions, SpdPoint, distance, karcher_mean};
 
 use crate::error::{NasError, Result};
 use crate::genotype::Genotype;
-use crate::network::NetworkConfig;
+use crate::network_config::NetworkConfig;
 use crate::train::Classifier;
 
 /// An SPDNet: `BiMap → [BN →] ReEig` blocks through `dims`, the last block without ReEig, then
@@ -146,7 +146,7 @@ pub fn random_genotype<R: Rng + ?Sized>(config: &NetworkConfig, rng: &mut R) -> 
     let space = config.search_space();
     let mut cell = |reduction: bool| {
         let mut entries = Vec::new();
-        for node in 0..config.steps {
+        for node in 0..config.spec.steps {
             let a = rng.random_range(0..2 + node);
             let mut b = rng.random_range(0..1 + node);
             if b >= a {
@@ -167,8 +167,8 @@ pub fn random_genotype<R: Rng + ?Sized>(config: &NetworkConfig, rng: &mut R) -> 
     Genotype {
         normal,
         reduce,
-        space: config.space,
-        naming: config.naming,
+        space: config.spec.space,
+        naming: config.spec.naming,
     }
 }
 
@@ -215,18 +215,27 @@ impl Mdm {
         Ok(Self { means })
     }
 
-    /// The nearest class mean of each sample.
+    /// The nearest class mean of each sample (the first on ties).
     pub fn predict(&self, data: &Dataset, indices: &[usize]) -> Result<Vec<usize>> {
+        Ok(self
+            .distances(data, indices)?
+            .iter()
+            .map(|d| {
+                (0..d.len())
+                    .min_by(|&a, &b| d[a].total_cmp(&d[b]))
+                    .expect("classes")
+            })
+            .collect())
+    }
+
+    /// The affine-invariant distance of each sample to each class mean, one row per sample.
+    pub fn distances(&self, data: &Dataset, indices: &[usize]) -> Result<Vec<Vec<f64>>> {
         par_map(indices, |&i| {
-            let d: Vec<f64> = self
-                .means
+            self.means
                 .iter()
                 .map(|m| distance(m.as_ref(), data.matrix(i)))
                 .collect::<std::result::Result<_, _>>()
-                .map_err(|e| NasError::Config(e.to_string()))?;
-            Ok((0..d.len())
-                .min_by(|&a, &b| d[a].total_cmp(&d[b]))
-                .expect("classes"))
+                .map_err(|e| NasError::Config(e.to_string()))
         })
     }
 }
@@ -326,6 +335,19 @@ impl Tslr {
     /// Predicted classes.
     pub fn predict(&self, data: &Dataset, indices: &[usize]) -> Result<Vec<usize>> {
         Ok(argmax_rows(&self.logits(data, indices)?))
+    }
+
+    /// Class logits, one row per sample.
+    pub fn decision(&self, data: &Dataset, indices: &[usize]) -> Result<Vec<Vec<f64>>> {
+        let logits = self.logits(data, indices)?;
+        let k = logits.cols().max(1);
+        Ok(logits.data().chunks(k).map(<[f64]>::to_vec).collect())
+    }
+
+    /// Trainable scalars: the weights and biases of the regression, `d·K + K` for `d` tangent
+    /// features and `K` classes.
+    pub fn params(&self) -> usize {
+        self.store.trainable_values()
     }
 
     /// Class logits, one row per sample.

@@ -10,6 +10,24 @@ pub enum NasError {
     /// An invalid configuration, with what is wrong.
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// A setting outside its range: the field (its dotted path in the parameter struct, e.g.
+    /// `train.lr`), the value given, and the rule it breaks.
+    #[error("{field} = {value}: {rule}")]
+    Setting {
+        /// The field.
+        field: &'static str,
+        /// The value given.
+        value: String,
+        /// The rule it breaks.
+        rule: String,
+    },
+    /// A run that cannot produce its result (a search in which α never moved, a training
+    /// that ran no epoch).
+    #[error("{0}")]
+    Run(String),
+    /// A method asked for something it has not fitted yet.
+    #[error("{0} is not fitted: call fit first")]
+    NotFitted(&'static str),
     /// A genotype that does not fit the search space or the network.
     #[error("invalid genotype: {0}")]
     Genotype(String),
@@ -54,7 +72,12 @@ impl NasError {
     /// Tags the error with the loop step it happened in.
     pub fn in_step(self, stage: &'static str, epoch: usize, step: usize) -> Self {
         match self {
-            e @ (NasError::Config(_) | NasError::Genotype(_) | NasError::InStep { .. }) => e,
+            e @ (NasError::Config(_)
+            | NasError::Setting { .. }
+            | NasError::NotFitted(_)
+            | NasError::Run(_)
+            | NasError::Genotype(_)
+            | NasError::InStep { .. }) => e,
             e => NasError::InStep {
                 stage,
                 epoch,
@@ -67,3 +90,21 @@ impl NasError {
 
 /// Result alias of this crate.
 pub type Result<T, E = NasError> = std::result::Result<T, E>;
+
+/// `Err(Setting)` unless `ok`.
+pub(crate) fn ensure(
+    ok: bool,
+    field: &'static str,
+    value: impl std::fmt::Display,
+    rule: &str,
+) -> Result<()> {
+    if ok {
+        Ok(())
+    } else {
+        Err(NasError::Setting {
+            field,
+            value: value.to_string(),
+            rule: rule.to_string(),
+        })
+    }
+}

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::arch::ArchParams;
 use crate::error::{NasError, Result};
-use crate::network::NetworkConfig;
+use crate::network_config::NetworkConfig;
 use crate::space::{Naming, OpKind, SearchSpace, SpaceVersion};
 
 /// Two `(op name, source)` entries per node (source 0 = s0, 1 = s1, 2 + j = node j) for each
@@ -59,7 +59,7 @@ impl Genotype {
             // (row, column, weight, source) of each kept edge
             let mut kept: Vec<(usize, usize, f64, usize)> = Vec::new();
             let mut row = 0;
-            for node in 0..config.steps {
+            for node in 0..config.spec.steps {
                 let mut scored: Vec<(usize, usize, usize, f64)> = (0..2 + node)
                     .map(|source| {
                         let (best, score) = best_column(&w[row + source], |_| true);
@@ -96,8 +96,8 @@ impl Genotype {
         Genotype {
             normal: pick(false),
             reduce: pick(true),
-            space: config.space,
-            naming: config.naming,
+            space: config.spec.space,
+            naming: config.spec.naming,
         }
     }
 
@@ -119,11 +119,11 @@ impl Genotype {
         let space = SearchSpace::new(self.space, self.naming);
         for reduction in [false, true] {
             let cell = self.cell(reduction);
-            if cell.len() != 2 * config.steps {
+            if cell.len() != 2 * config.spec.steps {
                 return Err(NasError::Genotype(format!(
                     "{} entries for {} nodes",
                     cell.len(),
-                    config.steps
+                    config.spec.steps
                 )));
             }
             for (i, (name, source)) in cell.iter().enumerate() {

@@ -8,22 +8,47 @@
 //! - [`genotype`]: derivation, JSON, DOT, the published genotypes.
 //! - [`search`]: first- and second-order search steps and epochs.
 //! - [`schedule`]: weight optimiser, learning-rate schedule, epoch budget.
+//! - [`runner`]: the one epoch loop under search and training, with observers, checkpointers
+//!   and interrupters; [`seeds`]: the salts of every random stream.
+//! - [`estimator`]: every method behind one fit/predict trait; [`saved`]: model files.
 
 pub mod arch;
 pub mod baselines;
 mod error;
+pub mod estimator;
 pub mod genotype;
 pub mod network;
+pub mod network_config;
 pub mod ops;
+pub mod runner;
+pub mod saved;
 pub mod schedule;
 pub mod search;
+pub mod seeds;
 pub mod space;
 pub mod train;
 
 pub use arch::ArchParams;
 pub use error::{NasError, Result};
+pub use estimator::Estimator;
 pub use genotype::Genotype;
-pub use network::{Network, NetworkConfig};
+pub use network::Network;
+pub use network_config::{NetworkConfig, NetworkSpec};
+
+/// What a user of the estimators needs, in one import: `use spd_nas::prelude::*;`.
+pub mod prelude {
+    pub use crate::estimator::{
+        Estimator, GenotypeChoice, GenotypeClassifier, GenotypeParams, MdmClassifier,
+        SpdNetClassifier, SpdNetLayout, SpdNetNasClassifier, SpdNetNasParams, SpdNetParams,
+        TslrClassifier, TslrParams,
+    };
+    pub use crate::runner::{Ended, Hooks, Observer};
+    pub use crate::saved::SavedModel;
+    pub use crate::schedule::{LrSchedule, WeightOptimizer};
+    pub use crate::search::{Order, SearchConfig};
+    pub use crate::train::TrainConfig;
+    pub use crate::{Genotype, NasError, NetworkSpec};
+}
 
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

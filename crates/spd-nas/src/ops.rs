@@ -76,6 +76,22 @@ impl OpCache {
     }
 }
 
+/// What every op of one forward shares: the tape, the weights, the batch-norm context (batch
+/// statistics or running means, and the running-mean updates it records), the network's op
+/// settings and the per-forward cache.
+pub struct Pass<'a> {
+    /// The tape.
+    pub g: &'a mut Graph,
+    /// The weights.
+    pub store: &'a ParamStore,
+    /// Mode and recorded running-mean updates.
+    pub ctx: &'a mut ForwardCtx,
+    /// Karcher steps and WeightedPooling normalisation.
+    pub settings: &'a OpSettings,
+    /// `ReEig(x)` and `log x` of the inputs seen so far.
+    pub cache: OpCache,
+}
+
 /// Settings shared by all ops of a network.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct OpSettings {
@@ -251,15 +267,14 @@ impl Op {
     }
 
     /// Applies the op.
-    pub fn forward(
-        &self,
-        g: &mut Graph,
-        store: &ParamStore,
-        ctx: &mut ForwardCtx,
-        x: Var,
-        settings: &OpSettings,
-        cache: &mut OpCache,
-    ) -> Result<Var> {
+    pub fn forward(&self, pass: &mut Pass, x: Var) -> Result<Var> {
+        let (g, store, ctx, settings, cache) = (
+            &mut *pass.g,
+            pass.store,
+            &mut *pass.ctx,
+            pass.settings,
+            &mut pass.cache,
+        );
         let steps = settings.karcher_steps;
         Ok(match self {
             Op::Zero { n_out } => {

@@ -22,12 +22,15 @@ use spd_data::Dataset;
 use spd_data::split::{Split, epoch_batches};
 
 use crate::arch::ArchParams;
-use crate::error::{NasError, Result};
+use crate::error::{NasError, Result, ensure};
 use crate::genotype::Genotype;
 use crate::network::Network;
+use crate::network_config::NetworkConfig;
+use crate::runner::{EpochLoop, log_value};
 use crate::schedule::{
     LrSchedule, WeightOptimizer, better_validation, epoch_budget, lr_at, warmup_epochs,
 };
+use crate::seeds;
 
 /// First- or second-order (unrolled) architecture gradient.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -51,8 +54,9 @@ pub enum GenotypeSelection {
     Last,
 }
 
-/// Search hyper-parameters (spec §8.3–8.4 defaults).
+/// Search hyper-parameters (spec §8.3–8.4 defaults; missing fields read as those).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct SearchConfig {
     /// Epochs (at least; see `min_steps`).
     pub epochs: usize,
@@ -129,6 +133,40 @@ impl Default for SearchConfig {
 }
 
 impl SearchConfig {
+    /// Rejects settings no search can use.
+    pub fn check(&self) -> Result<()> {
+        ensure(
+            self.epochs > 0 || self.min_steps > 0,
+            "search.epochs",
+            self.epochs,
+            "the search needs at least one epoch",
+        )?;
+        ensure(
+            self.lr.is_finite() && self.lr > 0.0,
+            "search.lr",
+            self.lr,
+            "must be positive",
+        )?;
+        ensure(
+            self.arch_lr.is_finite() && self.arch_lr > 0.0,
+            "search.arch_lr",
+            self.arch_lr,
+            "must be positive",
+        )?;
+        ensure(
+            (0.0..1.0).contains(&self.warmup),
+            "search.warmup",
+            self.warmup,
+            "must be in [0, 1)",
+        )?;
+        ensure(
+            self.batch_size > 0,
+            "search.batch_size",
+            self.batch_size,
+            "must be positive",
+        )
+    }
+
     /// The epochs of a search on `train_len` training samples.
     pub fn epochs_for(&self, train_len: usize) -> usize {
         epoch_budget(self.epochs, self.min_steps, train_len, self.batch_size)
@@ -216,40 +254,67 @@ pub struct Evaluation {
     pub ctx: ForwardCtx,
 }
 
-/// Forward (and optionally backward) of `network` on a batch; `freeze_weights` /
-/// `freeze_arch` make those parameters constants on the tape.
-#[allow(clippy::too_many_arguments)]
+/// Batch statistics or running means in the batch-norm layers of a forward.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Batch statistics, and running-mean updates recorded in the [`Evaluation`]'s context.
+    Train,
+    /// Running means.
+    Eval,
+}
+
+/// Which parameters a forward differentiates; the others enter the tape as constants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Differentiate {
+    /// No backward pass.
+    Nothing,
+    /// The network weights (α constant).
+    Weights,
+    /// α (the weights constant).
+    Arch,
+    /// Both.
+    Both,
+}
+
+impl Differentiate {
+    fn weights(self) -> bool {
+        matches!(self, Differentiate::Weights | Differentiate::Both)
+    }
+
+    fn arch(self) -> bool {
+        matches!(self, Differentiate::Arch | Differentiate::Both)
+    }
+}
+
+/// Forward of `network` on a batch in `mode`, with the cross-entropy and, unless `wrt` is
+/// [`Differentiate::Nothing`], its gradients with respect to `wrt`.
 pub fn evaluate(
     network: &Network,
     weights: &ParamStore,
     arch: Option<&ArchParams>,
     (x, y): (&Tensor, &[usize]),
-    training: bool,
-    backward: bool,
-    freeze_weights: bool,
-    freeze_arch: bool,
+    mode: Mode,
+    wrt: Differentiate,
 ) -> Result<Evaluation> {
     let mut g = Graph::new();
-    if freeze_weights {
+    if !wrt.weights() {
         g.freeze(weights);
     }
-    if let (true, Some(a)) = (freeze_arch, arch) {
+    if let (false, Some(a)) = (wrt.arch(), arch) {
         g.freeze(&a.store);
     }
-    let mut ctx = if training {
-        ForwardCtx::train()
-    } else {
-        ForwardCtx::eval()
+    let mut ctx = match mode {
+        Mode::Train => ForwardCtx::train(),
+        Mode::Eval => ForwardCtx::eval(),
     };
     let xv = g.constant(x.clone());
     let logits = network.forward(&mut g, weights, arch, &mut ctx, xv)?;
     let correct = correct_count(g.value(logits), y);
     let loss = cross_entropy(&mut g, logits, y)?;
     let value = g.value(loss).data()[0];
-    let grads = if backward {
-        Some(g.backward(loss)?)
-    } else {
-        None
+    let grads = match wrt {
+        Differentiate::Nothing => None,
+        _ => Some(g.backward(loss)?),
     };
     Ok(Evaluation {
         loss: value,
@@ -343,12 +408,26 @@ pub fn arch_gradient(
     };
     match order {
         Order::First => {
-            let e = evaluate(network, weights, Some(arch), val, true, true, true, false)?;
+            let e = evaluate(
+                network,
+                weights,
+                Some(arch),
+                val,
+                Mode::Train,
+                Differentiate::Arch,
+            )?;
             Ok(alpha_of(e.grads.as_ref().expect("backward")))
         }
         Order::Second => {
             // virtual step w̃ = R_w(−η ξ), ξ the Riemannian gradient of the training loss
-            let e = evaluate(network, weights, Some(arch), train, true, true, false, true)?;
+            let e = evaluate(
+                network,
+                weights,
+                Some(arch),
+                train,
+                Mode::Train,
+                Differentiate::Weights,
+            )?;
             let xi = riemannian(
                 weights,
                 &weight_grads(e.grads.as_ref().expect("backward"), weights),
@@ -361,10 +440,8 @@ pub fn arch_gradient(
                 &virtual_w,
                 Some(arch),
                 val,
-                true,
-                true,
-                false,
-                false,
+                Mode::Train,
+                Differentiate::Both,
             )?;
             let grads = e.grads.expect("backward");
             let mut g_alpha = alpha_of(&grads);
@@ -391,8 +468,22 @@ pub fn arch_gradient(
             let delta = 0.01 / norm;
             let plus = retracted(weights, &v_at_w, delta)?;
             let minus = retracted(weights, &v_at_w, -delta)?;
-            let hp = evaluate(network, &plus, Some(arch), train, true, true, true, false)?;
-            let hm = evaluate(network, &minus, Some(arch), train, true, true, true, false)?;
+            let hp = evaluate(
+                network,
+                &plus,
+                Some(arch),
+                train,
+                Mode::Train,
+                Differentiate::Arch,
+            )?;
+            let hm = evaluate(
+                network,
+                &minus,
+                Some(arch),
+                train,
+                Mode::Train,
+                Differentiate::Arch,
+            )?;
             let (hp, hm) = (
                 alpha_of(hp.grads.as_ref().expect("backward")),
                 alpha_of(hm.grads.as_ref().expect("backward")),
@@ -428,6 +519,12 @@ pub struct Search {
     /// The last epoch's genotype.
     #[serde(default)]
     last: Option<SelectedGenotype>,
+    /// The next epoch to run.
+    #[serde(default)]
+    epoch: usize,
+    /// One line per epoch run.
+    #[serde(default)]
+    logs: Vec<EpochLog>,
 }
 
 impl Search {
@@ -454,7 +551,29 @@ impl Search {
             started: None,
             best: None,
             last: None,
+            epoch: 0,
+            logs: Vec::new(),
         }
+    }
+
+    /// The search of a fresh supernet for `network`: its weights, then α, drawn from one
+    /// generator seeded by `seed` (salt [`seeds::SUPERNET_INIT`]).
+    pub fn supernet(network: &NetworkConfig, config: SearchConfig, seed: u64) -> Result<Self> {
+        let mut rng = seeds::rng(seed, seeds::SUPERNET_INIT);
+        let mut weights = ParamStore::new();
+        let supernet = Network::supernet(network, &mut weights, &mut rng)?;
+        let arch = ArchParams::new(
+            network.edges(),
+            network.search_space().width(),
+            network.spec.arch_normalization,
+            &mut rng,
+        )?;
+        Ok(Self::new(supernet, weights, arch, config))
+    }
+
+    /// The epochs run so far, one log line each.
+    pub fn logs(&self) -> &[EpochLog] {
+        &self.logs
     }
 
     /// One architecture step on `val` then one network step on `train`; returns the training
@@ -497,10 +616,8 @@ impl Search {
             &self.weights,
             Some(&self.arch),
             train,
-            true,
-            true,
-            false,
-            true,
+            Mode::Train,
+            Differentiate::Weights,
         )?;
         let mut grads = e.grads.expect("backward");
         clip_grad_norm_of(&mut grads, &self.weights.ids(), self.config.grad_clip);
@@ -509,21 +626,27 @@ impl Search {
         Ok((e.loss, e.correct))
     }
 
-    /// One epoch over `split.train`, validation batches cycling through `split.val` (α frozen
-    /// in the warm-up epochs); then the validation loss and accuracy in evaluation mode, the
-    /// derived genotype, and the selection updated.
-    pub fn epoch(
+    /// The next epoch over `split.train`, validation batches cycling through `split.val` (α
+    /// frozen in the warm-up epochs); then the validation loss and accuracy in evaluation mode,
+    /// the derived genotype, and the selection updated. The log line is kept in
+    /// [`Search::logs`] and returned.
+    pub fn search_epoch(
         &mut self,
         data: &Dataset,
         split: &Split,
-        epoch: usize,
         mut progress: impl FnMut(usize, usize),
     ) -> Result<EpochLog> {
+        let epoch = self.epoch;
         let start = Instant::now();
         let offset = self.started.unwrap_or(0.0);
         let bs = self.config.batch_size;
         let train_batches = epoch_batches(&split.train, bs, self.config.seed, epoch as u64);
-        let val_batches = epoch_batches(&split.val, bs, self.config.seed ^ 0x5a5a, epoch as u64);
+        let val_batches = epoch_batches(
+            &split.val,
+            bs,
+            self.config.seed ^ seeds::SEARCH_VALIDATION_BATCHES,
+            epoch as u64,
+        );
         if val_batches.is_empty() || train_batches.is_empty() {
             return Err(NasError::Config(
                 "the search needs training and validation samples".into(),
@@ -565,7 +688,7 @@ impl Search {
             self.best = Some(current.clone());
         }
         self.last = Some(current.clone());
-        Ok(EpochLog {
+        let log = EpochLog {
             epoch,
             train_loss: loss_sum / seen as f64,
             train_accuracy: correct as f64 / seen as f64,
@@ -578,7 +701,10 @@ impl Search {
             arch_moved: arch_moves,
             lr,
             selected_epoch: self.selected().map(|s| s.epoch),
-        })
+        };
+        self.logs.push(log.clone());
+        self.epoch += 1;
+        Ok(log)
     }
 
     /// Mean loss and accuracy on `indices` in evaluation mode.
@@ -595,10 +721,8 @@ impl Search {
                 &self.weights,
                 Some(&self.arch),
                 (&x, &y),
-                false,
-                false,
-                true,
-                true,
+                Mode::Eval,
+                Differentiate::Nothing,
             )?;
             loss += e.loss * y.len() as f64;
             correct += e.correct;
@@ -621,5 +745,36 @@ impl Search {
             GenotypeSelection::Best => self.best.as_ref(),
             GenotypeSelection::Last => self.last.as_ref(),
         }
+    }
+}
+
+impl EpochLoop for Search {
+    fn epoch(&self) -> usize {
+        self.epoch
+    }
+
+    fn epochs(&self, split: &Split) -> usize {
+        self.config.epochs_for(split.train.len())
+    }
+
+    fn batches(&self, split: &Split) -> usize {
+        split.train.len().div_ceil(self.config.batch_size.max(1))
+    }
+
+    fn finished(&self, split: &Split) -> bool {
+        self.epoch >= self.epochs(split)
+    }
+
+    fn run_epoch(
+        &mut self,
+        data: &Dataset,
+        split: &Split,
+        on_batch: &mut dyn FnMut(usize, usize),
+    ) -> Result<serde_json::Value> {
+        Ok(log_value(&self.search_epoch(data, split, on_batch)?))
+    }
+
+    fn checkpoint(&self) -> Result<serde_json::Value> {
+        Ok(log_value(self))
     }
 }

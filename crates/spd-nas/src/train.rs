@@ -6,18 +6,16 @@
 //! D12/D14), optional early stopping, and atomic checkpoints from which a killed run resumes to
 //! the same result.
 
-use std::path::Path;
-use std::time::Instant;
-
 use serde::{Deserialize, Serialize};
 use spd_autograd::layers::ForwardCtx;
-use spd_autograd::ops::loss::{argmax_rows, correct_count, cross_entropy};
+use spd_autograd::ops::loss::{correct_count, cross_entropy};
 use spd_autograd::optim::{Optimizer, clip_grad_norm_of};
 use spd_autograd::{Graph, ParamId, ParamStore, StiefelMetric, Tensor, Var, on_worker};
 use spd_data::Dataset;
 use spd_data::split::{Split, epoch_batches};
 
-use crate::error::{NasError, Result};
+use crate::error::{NasError, Result, ensure};
+use crate::runner::{EpochLoop, log_value};
 use crate::schedule::{LrSchedule, WeightOptimizer, better_validation, epoch_budget, lr_at};
 use crate::search::batch;
 
@@ -46,8 +44,9 @@ impl Classifier for crate::network::Network {
     }
 }
 
-/// Training hyper-parameters (paper defaults, spec §10).
+/// Training hyper-parameters (paper defaults, spec §10; missing fields read as those).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct TrainConfig {
     /// Epochs (at least; see `min_steps`).
     pub epochs: usize,
@@ -99,6 +98,28 @@ impl Default for TrainConfig {
 }
 
 impl TrainConfig {
+    /// Rejects settings no training can use.
+    pub fn check(&self) -> Result<()> {
+        ensure(
+            self.epochs > 0 || self.min_steps > 0,
+            "train.epochs",
+            self.epochs,
+            "training needs at least one epoch",
+        )?;
+        ensure(
+            self.lr.is_finite() && self.lr > 0.0,
+            "train.lr",
+            self.lr,
+            "must be positive",
+        )?;
+        ensure(
+            self.batch_size > 0,
+            "train.batch_size",
+            self.batch_size,
+            "must be positive",
+        )
+    }
+
     /// The epochs of a run on `train_len` training samples.
     pub fn epochs_for(&self, train_len: usize) -> usize {
         epoch_budget(self.epochs, self.min_steps, train_len, self.batch_size)
@@ -167,26 +188,6 @@ impl TrainState {
         }
     }
 
-    /// Reads a checkpoint written by [`TrainState::save`].
-    pub fn load(path: &Path) -> Result<Self> {
-        let fail = |message: String| NasError::Checkpoint {
-            path: path.display().to_string(),
-            message,
-        };
-        let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
-        serde_json::from_str(&text).map_err(|e| fail(format!("not a training checkpoint ({e})")))
-    }
-
-    /// Writes the state atomically (temporary file, then rename).
-    pub fn save(&self, path: &Path) -> Result<()> {
-        let fail = |message: String| NasError::Checkpoint {
-            path: path.display().to_string(),
-            message,
-        };
-        let json = serde_json::to_string(self).map_err(|e| fail(e.to_string()))?;
-        spd_data::write_atomic(path, json.as_bytes()).map_err(|e| fail(e.problem.to_string()))
-    }
-
     /// Whether training on `train_len` samples is over: the epoch budget run, or patience
     /// exhausted.
     pub fn finished(&self, config: &TrainConfig, train_len: usize) -> bool {
@@ -233,34 +234,27 @@ fn evaluate_here(
     Ok((loss / n, correct as f64 / n))
 }
 
-/// Predicted classes of `model` on `indices`.
-pub fn predict(
+/// The logits of `model` on `indices` (evaluation mode), one row of class scores per sample.
+pub fn logits(
     model: &dyn Classifier,
     weights: &ParamStore,
     data: &Dataset,
     indices: &[usize],
     batch_size: usize,
-) -> Result<Vec<usize>> {
-    on_worker(|| predict_here(model, weights, data, indices, batch_size))
-}
-
-fn predict_here(
-    model: &dyn Classifier,
-    weights: &ParamStore,
-    data: &Dataset,
-    indices: &[usize],
-    batch_size: usize,
-) -> Result<Vec<usize>> {
-    let mut out = Vec::with_capacity(indices.len());
-    for chunk in indices.chunks(batch_size.max(1)) {
-        let (x, _) = batch(data, chunk)?;
-        let mut g = Graph::new();
-        g.freeze(weights);
-        let xv = g.constant(x);
-        let logits = model.logits(&mut g, weights, &mut ForwardCtx::eval(), xv)?;
-        out.extend(argmax_rows(g.value(logits)));
-    }
-    Ok(out)
+) -> Result<Vec<Vec<f64>>> {
+    on_worker(|| {
+        let mut rows = Vec::with_capacity(indices.len());
+        for chunk in indices.chunks(batch_size.max(1)) {
+            let (x, _) = batch(data, chunk)?;
+            let mut g = Graph::new();
+            g.freeze(weights);
+            let xv = g.constant(x);
+            let logits = model.logits(&mut g, weights, &mut ForwardCtx::eval(), xv)?;
+            let k = g.value(logits).cols().max(1);
+            rows.extend(g.value(logits).data().chunks(k).map(<[f64]>::to_vec));
+        }
+        Ok(rows)
+    })
 }
 
 /// One optimiser step of `state` on the batch `(x, y)`: forward in training mode, cross-entropy,
@@ -346,27 +340,72 @@ pub fn train_epoch(
     Ok(log)
 }
 
-/// Trains until finished (or until `stop_at` epochs have run, to simulate an interruption),
-/// saving a checkpoint after every epoch when `checkpoint` is given; returns the state and the
-/// seconds spent.
-#[allow(clippy::too_many_arguments)]
-pub fn train(
-    model: &dyn Classifier,
-    mut state: TrainState,
-    data: &Dataset,
-    split: &Split,
-    config: &TrainConfig,
-    checkpoint: Option<&Path>,
-    stop_at: Option<usize>,
-    mut on_epoch: impl FnMut(&TrainLog),
-) -> Result<(TrainState, f64)> {
-    let start = Instant::now();
-    while !state.finished(config, split.train.len()) && stop_at.is_none_or(|s| state.epoch < s) {
-        let log = train_epoch(model, &mut state, data, split, config, |_, _| {})?;
-        on_epoch(&log);
-        if let Some(path) = checkpoint {
-            state.save(path)?;
+/// A training as an epoch loop: `model` with the weights and optimiser of `state`, run by
+/// [`crate::runner::run_epochs`].
+pub struct Training<'m> {
+    /// The model (its weights live in `state`).
+    pub model: &'m dyn Classifier,
+    /// Settings.
+    pub config: TrainConfig,
+    /// Weights, optimiser, best epoch and history.
+    pub state: TrainState,
+}
+
+impl<'m> Training<'m> {
+    /// A fresh training of `model` from `weights`.
+    pub fn new(model: &'m dyn Classifier, weights: ParamStore, config: TrainConfig) -> Self {
+        let state = TrainState::new(weights, &config);
+        Self {
+            model,
+            config,
+            state,
         }
     }
-    Ok((state, start.elapsed().as_secs_f64()))
+
+    /// The best validation epoch, or an error when no epoch ran.
+    pub fn best(&self) -> Result<&BestEpoch> {
+        self.state
+            .best
+            .as_ref()
+            .ok_or_else(|| NasError::Run("training ran no epoch".into()))
+    }
+}
+
+impl EpochLoop for Training<'_> {
+    fn epoch(&self) -> usize {
+        self.state.epoch
+    }
+
+    fn epochs(&self, split: &Split) -> usize {
+        self.config.epochs_for(split.train.len())
+    }
+
+    fn batches(&self, split: &Split) -> usize {
+        split.train.len().div_ceil(self.config.batch_size.max(1))
+    }
+
+    fn finished(&self, split: &Split) -> bool {
+        self.state.finished(&self.config, split.train.len())
+    }
+
+    fn run_epoch(
+        &mut self,
+        data: &Dataset,
+        split: &Split,
+        on_batch: &mut dyn FnMut(usize, usize),
+    ) -> Result<serde_json::Value> {
+        let log = train_epoch(
+            self.model,
+            &mut self.state,
+            data,
+            split,
+            &self.config,
+            on_batch,
+        )?;
+        Ok(log_value(&log))
+    }
+
+    fn checkpoint(&self) -> Result<serde_json::Value> {
+        Ok(log_value(&self.state))
+    }
 }

@@ -72,17 +72,15 @@ proptest! {
     /// stepped weights and α finite.
     #[test]
     fn supernet_stays_spd_and_finite_on_low_rank_inputs((n, m, rank, kappa, v1, seed) in case()) {
-        let config = NetworkConfig {
-            space: if v1 { SpaceVersion::V1 } else { SpaceVersion::V0 },
-            ..NetworkConfig::paper(n, m, 3)
-        };
+        let mut config = NetworkConfig::paper(n, m, 3);
+        config.spec.space = if v1 { SpaceVersion::V1 } else { SpaceVersion::V0 };
         let mut rng = seeded_rng(seed);
         let mut store = ParamStore::new();
         let net = Network::supernet(&config, &mut store, &mut rng).unwrap();
         let arch = ArchParams::new(
             config.edges(),
             config.search_space().width(),
-            config.arch_normalization,
+            config.spec.arch_normalization,
             &mut rng,
         )
         .unwrap();

@@ -47,13 +47,10 @@ fn checkerboard(n: usize, per_class: usize, seed: u64) -> Dataset {
 }
 
 fn config() -> NetworkConfig {
-    NetworkConfig {
-        input_dim: 8,
-        reduced_dims: vec![4],
-        layers: 1,
-        steps: 1,
-        ..NetworkConfig::radar()
-    }
+    let mut config = NetworkConfig::paper(8, 4, 3);
+    config.spec.layers = 1;
+    config.spec.steps = 1;
+    config
 }
 
 fn run(epochs: usize) -> (Search, Vec<Vec<f64>>) {
@@ -109,7 +106,7 @@ fn run_with(search_config: SearchConfig) -> ((Search, Vec<Vec<f64>>), Vec<String
     let arch = ArchParams::new(
         config.edges(),
         config.search_space().width(),
-        config.arch_normalization,
+        config.spec.arch_normalization,
         &mut rng,
     )
     .unwrap();
@@ -119,7 +116,7 @@ fn run_with(search_config: SearchConfig) -> ((Search, Vec<Vec<f64>>), Vec<String
     let split = stratified_split(data.labels(), SplitFractions::default(), 0);
     let mut lines = Vec::new();
     for epoch in 0..epochs {
-        let log = search.epoch(&data, &split, epoch, |_, _| {}).unwrap();
+        let log = search.search_epoch(&data, &split, |_, _| {}).unwrap();
         eprintln!(
             "epoch {epoch}: train {:.3} val {:.3}",
             log.train_accuracy, log.val_accuracy

@@ -6,7 +6,7 @@ use spd_autograd::ops::simplex::Normalization;
 use spd_autograd::{Graph, ParamId, ParamStore, StiefelMetric, Tensor};
 use spd_data::gaussian::{GaussianConfig, generate_gaussian};
 use spd_linalg::random::{gaussian, seeded_rng};
-use spd_nas::search::{Order, VirtualStep, arch_gradient, batch, evaluate};
+use spd_nas::search::{Differentiate, Mode, Order, VirtualStep, arch_gradient, batch, evaluate};
 use spd_nas::{ArchParams, Network, NetworkConfig};
 use std::collections::BTreeMap;
 
@@ -31,7 +31,7 @@ fn supernet(config: &NetworkConfig, seed: u64) -> (Network, ParamStore, ArchPara
     let arch = ArchParams::new(
         config.edges(),
         config.search_space().width(),
-        config.arch_normalization,
+        config.spec.arch_normalization,
         &mut rng,
     )
     .unwrap();
@@ -39,7 +39,7 @@ fn supernet(config: &NetworkConfig, seed: u64) -> (Network, ParamStore, ArchPara
 }
 
 fn arch_loss(net: &Network, w: &ParamStore, arch: &ArchParams, xy: (&Tensor, &[usize])) -> f64 {
-    evaluate(net, w, Some(arch), xy, true, false, true, true)
+    evaluate(net, w, Some(arch), xy, Mode::Train, Differentiate::Nothing)
         .unwrap()
         .loss
 }
@@ -85,10 +85,8 @@ fn supernet_forward_is_spd_and_alpha_gradient_matches_finite_differences() {
         Normalization::Softmax,
         Normalization::SigmoidSimplex,
     ] {
-        let config = NetworkConfig {
-            arch_normalization: normalization,
-            ..NetworkConfig::radar()
-        };
+        let mut config = NetworkConfig::radar();
+        config.spec.arch_normalization = normalization;
         let (net, store, arch) = supernet(&config, 2);
         let mut g = Graph::new();
         let xv = g.constant(x.clone());
@@ -142,11 +140,7 @@ fn supernet_forward_is_spd_and_alpha_gradient_matches_finite_differences() {
 /// `w̃(α)` re-runs the Riemannian virtual step at each perturbed α, under both Stiefel metrics.
 #[test]
 fn second_order_gradient_matches_the_unrolled_objective() {
-    let config = NetworkConfig {
-        reduced_dims: vec![4],
-        input_dim: 6,
-        ..NetworkConfig::radar()
-    };
+    let config = NetworkConfig::paper(6, 4, 3);
     let (net, store, arch) = supernet(&config, 5);
     let (tx, ty) = data(6, 6, 7);
     let (vx, vy) = data(6, 6, 8);
@@ -163,7 +157,15 @@ fn second_order_gradient_matches_the_unrolled_objective() {
         )
         .unwrap();
         let unrolled = |a: &ArchParams| -> f64 {
-            let e = evaluate(&net, &store, Some(a), (&tx, &ty), true, true, false, true).unwrap();
+            let e = evaluate(
+                &net,
+                &store,
+                Some(a),
+                (&tx, &ty),
+                Mode::Train,
+                Differentiate::Weights,
+            )
+            .unwrap();
             let grads = e.grads.unwrap();
             let mut w = store.clone();
             for (id, gt) in grads.params().iter().filter(|(id, _)| store.contains(**id)) {

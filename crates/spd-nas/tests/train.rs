@@ -7,8 +7,11 @@ use spd_data::gaussian::{GaussianConfig, generate_gaussian};
 use spd_data::split::{Split, SplitFractions, stratified_split};
 use spd_linalg::random::seeded_rng;
 use spd_nas::baselines::{SpdNet, SpdNetConfig};
+use spd_nas::runner::{
+    Checkpointer, DirCheckpoints, Hooks, NoCheckpoints, Silent, StopAfter, restore_or, run_epochs,
+};
 use spd_nas::schedule::{LrSchedule, WeightOptimizer};
-use spd_nas::train::{TrainConfig, TrainState, train};
+use spd_nas::train::{TrainConfig, TrainState, Training};
 
 fn problem() -> (spd_data::Dataset, Split) {
     let data = generate_gaussian(
@@ -40,27 +43,32 @@ fn model() -> (SpdNet, ParamStore) {
     (net, store)
 }
 
-/// Trains from `state` until finished (or `stop_at` epochs), checkpointing to `checkpoint`.
+/// Trains from `state` until finished (or `stop_at` epochs) under the runner, checkpointing
+/// into `checkpoints` when given.
 fn run(
     state: TrainState,
     config: &TrainConfig,
-    checkpoint: Option<&std::path::Path>,
+    checkpoints: Option<&DirCheckpoints>,
     stop_at: Option<usize>,
 ) -> TrainState {
     let (data, split) = problem();
     let (net, _) = model();
-    train(
-        &net,
+    let mut training = Training {
+        model: &net,
+        config: config.clone(),
         state,
-        &data,
-        &split,
-        config,
-        checkpoint,
-        stop_at,
-        |_| {},
-    )
-    .unwrap()
-    .0
+    };
+    let stop = StopAfter {
+        stage: "train".into(),
+        epochs: stop_at.unwrap_or(usize::MAX),
+    };
+    let mut hooks = Hooks {
+        observer: &mut Silent,
+        checkpointer: checkpoints.map_or(&NoCheckpoints as &dyn Checkpointer, |c| c),
+        interrupter: &stop,
+    };
+    run_epochs("train", &mut training, &data, &split, &mut hooks).unwrap();
+    training.state
 }
 
 fn adam_cosine(epochs: usize, min_steps: usize) -> TrainConfig {
@@ -118,16 +126,22 @@ fn adam_training_resumed_from_a_checkpoint_gives_the_uninterrupted_bits() {
     let config = adam_cosine(8, 0);
     let full = run(TrainState::new(model().1, &config), &config, None, None);
     let dir = std::env::temp_dir().join(format!("spdnas-train-resume-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let ckpt = dir.join("train.json");
+    let mut checkpoints = DirCheckpoints {
+        dir: dir.clone(),
+        resume: false,
+    };
     let half = run(
         TrainState::new(model().1, &config),
         &config,
-        Some(&ckpt),
+        Some(&checkpoints),
         Some(3),
     );
     assert_eq!(half.epoch, 3);
-    let resumed = run(TrainState::load(&ckpt).unwrap(), &config, None, None);
+    checkpoints.resume = true;
+    let restored: TrainState =
+        restore_or(&checkpoints, "train", || panic!("no checkpoint")).unwrap();
+    assert_eq!(restored.epoch, 3);
+    let resumed = run(restored, &config, None, None);
     std::fs::remove_dir_all(&dir).ok();
     assert_eq!(
         serde_json::to_string(&resumed.weights).unwrap(),

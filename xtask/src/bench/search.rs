@@ -4,14 +4,12 @@
 //! RADAR (1500 training / 750 validation samples), each with its EVD count and EVD floor.
 
 use serde::Serialize;
-use spd_autograd::ParamStore;
 use spd_data::Dataset;
 use spd_data::gaussian::{GaussianConfig, generate_gaussian};
 use spd_data::radar::{RadarConfig, radar_dataset};
 use spd_data::split::{SplitFractions, stratified_split};
-use spd_linalg::random::seeded_rng;
+use spd_nas::NetworkConfig;
 use spd_nas::search::{Order, Search, SearchConfig, batch};
-use spd_nas::{ArchParams, Network, NetworkConfig};
 
 use super::floor::{EvdCounts, EvdTimer, evd_times_line};
 use super::{REPETITIONS, median_seconds};
@@ -82,26 +80,11 @@ struct Report {
 }
 
 fn new_search(config: &NetworkConfig, order: Order) -> Result<Search, String> {
-    let e = |e: spd_nas::NasError| e.to_string();
-    let mut rng = seeded_rng(1);
-    let mut weights = ParamStore::new();
-    let network = Network::supernet(config, &mut weights, &mut rng).map_err(e)?;
-    let arch = ArchParams::new(
-        config.edges(),
-        config.search_space().width(),
-        config.arch_normalization,
-        &mut rng,
-    )
-    .map_err(e)?;
-    Ok(Search::new(
-        network,
-        weights,
-        arch,
-        SearchConfig {
-            order,
-            ..Default::default()
-        },
-    ))
+    let search = SearchConfig {
+        order,
+        ..Default::default()
+    };
+    Search::supernet(config, search, 1).map_err(|e| e.to_string())
 }
 
 /// Sixty seeded samples of `config`'s input shape: two batches of 30.
@@ -140,10 +123,8 @@ fn epoch_time() -> Result<(f64, EvdCounts), String> {
     let data = radar_dataset(&RadarConfig::default(), 0).map_err(|e| e.to_string())?;
     let split = stratified_split(data.labels(), SplitFractions::default(), 0);
     let mut search = new_search(&NetworkConfig::radar(), Order::First)?;
-    let mut epoch = 0;
-    let mut run = |search: &mut Search| {
-        let r = search.epoch(&data, &split, epoch, |_, _| {});
-        epoch += 1;
+    let run = |search: &mut Search| {
+        let r = search.search_epoch(&data, &split, |_, _| {});
         r.map(|_| ()).map_err(|e| e.to_string())
     };
     let (r, counts) = EvdCounts::of(|| run(&mut search));

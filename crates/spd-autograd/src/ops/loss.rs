@@ -69,19 +69,22 @@ pub fn correct_count(logits: &Tensor, targets: &[usize]) -> usize {
 
 /// The index of the largest logit of each row of `[B, 1, 1, K]` (first one on ties).
 pub fn argmax_rows(logits: &Tensor) -> Vec<usize> {
-    let k = logits.cols();
     logits
         .data()
-        .chunks(k.max(1))
-        .map(|row| {
-            row.iter()
-                .enumerate()
-                .fold((0, f64::NEG_INFINITY), |(bi, bv), (i, &v)| {
-                    if v > bv { (i, v) } else { (bi, bv) }
-                })
-                .0
-        })
+        .chunks(logits.cols().max(1))
+        .map(argmax)
         .collect()
+}
+
+/// The index of the largest value (the first one on ties; 0 when none is above −∞ or all are
+/// NaN).
+pub fn argmax(row: &[f64]) -> usize {
+    row.iter()
+        .enumerate()
+        .fold((0, f64::NEG_INFINITY), |(bi, bv), (i, &v)| {
+            if v > bv { (i, v) } else { (bi, bv) }
+        })
+        .0
 }
 
 #[cfg(test)]

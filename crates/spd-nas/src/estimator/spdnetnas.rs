@@ -1,0 +1,170 @@
+//! SPDNetNAS as one estimator: the bilevel search of a supernet (checkpoint stage `search`),
+//! the genotype its selection keeps, and the derived network trained from scratch (stage
+//! `train`).
+
+use std::ops::ControlFlow;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use spd_data::Dataset;
+use spd_data::split::Split;
+
+use super::{Estimator, GenotypeChoice, GenotypeClassifier, GenotypeParams};
+use crate::error::{NasError, Result};
+use crate::genotype::Genotype;
+use crate::network_config::{NetworkConfig, NetworkSpec};
+use crate::runner::{Ended, Hooks, log_value, run_epochs};
+use crate::saved::SavedModel;
+use crate::search::{EpochLog, Search, SearchConfig, SelectedGenotype};
+use crate::train::TrainConfig;
+
+/// Settings of SPDNetNAS.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SpdNetNasParams {
+    /// The supernet's shape (sizes follow from the data).
+    pub network: NetworkSpec,
+    /// The search.
+    pub search: SearchConfig,
+    /// Training of the derived network.
+    pub train: TrainConfig,
+    /// Seed of the supernet and α (salt `SUPERNET_INIT`) and of the derived network's weights
+    /// (salt `DERIVED_INIT`); the batch orders follow `search.seed` and `train.seed`.
+    pub seed: u64,
+}
+
+impl SpdNetNasParams {
+    /// Rejects settings no fit can use.
+    pub fn check(&self) -> Result<()> {
+        self.network.check()?;
+        self.search.check()?;
+        self.train.check()
+    }
+}
+
+/// What the search ended with.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SearchOutcome {
+    /// The supernet's configuration for the data.
+    pub network: NetworkConfig,
+    /// The genotype the selection kept, its epoch and validation result.
+    pub selected: SelectedGenotype,
+    /// One line per search epoch.
+    pub logs: Vec<EpochLog>,
+    /// Seconds spent searching in this process.
+    pub seconds: f64,
+}
+
+/// SPDNetNAS: search, derive, train.
+#[derive(Debug, Clone)]
+pub struct SpdNetNasClassifier {
+    /// Settings.
+    pub params: SpdNetNasParams,
+    searched: Option<SearchOutcome>,
+    derived: Option<GenotypeClassifier>,
+}
+
+impl SpdNetNasClassifier {
+    /// An unfitted classifier; fails on invalid settings.
+    pub fn new(params: SpdNetNasParams) -> Result<Self> {
+        params.check()?;
+        Ok(Self {
+            params,
+            searched: None,
+            derived: None,
+        })
+    }
+
+    /// The search alone (fit runs it first): continues the `search` checkpoint if there is one,
+    /// and keeps the selected genotype.
+    pub fn search(
+        &mut self,
+        data: &Dataset,
+        split: &Split,
+        hooks: &mut Hooks,
+    ) -> Result<ControlFlow<Ended, &SearchOutcome>> {
+        let network = self.params.network.for_data(data.n(), data.num_classes());
+        network.validate()?;
+        let start = Instant::now();
+        let p = &self.params;
+        let mut search = hooks.resume_or("search", || {
+            Search::supernet(&network, p.search.clone(), p.seed)
+        })?;
+        if !search.logs().is_empty() {
+            let history: Vec<_> = search.logs().iter().map(log_value).collect();
+            hooks.observer.resumed("search", &history);
+        }
+        if let ended @ Ended::Interrupted { .. } =
+            run_epochs("search", &mut search, data, split, hooks)?
+        {
+            return Ok(ControlFlow::Break(ended));
+        }
+        let selected = search
+            .selected()
+            .cloned()
+            .ok_or_else(|| NasError::Run("the search ran no epoch in which α moved".into()))?;
+        Ok(ControlFlow::Continue(self.searched.insert(SearchOutcome {
+            network,
+            selected,
+            logs: search.logs().to_vec(),
+            seconds: start.elapsed().as_secs_f64(),
+        })))
+    }
+
+    /// The search's outcome, once searched.
+    pub fn searched(&self) -> Result<&SearchOutcome> {
+        self.searched
+            .as_ref()
+            .ok_or(NasError::NotFitted("SPDNetNAS"))
+    }
+
+    /// The derived network's classifier, once fitted.
+    pub fn derived(&self) -> Result<&GenotypeClassifier> {
+        self.derived
+            .as_ref()
+            .ok_or(NasError::NotFitted("SPDNetNAS"))
+    }
+}
+
+impl Estimator for SpdNetNasClassifier {
+    fn name(&self) -> &'static str {
+        "SPDNetNAS"
+    }
+
+    fn fit(&mut self, data: &Dataset, split: &Split, hooks: &mut Hooks) -> Result<Ended> {
+        let genotype = match self.search(data, split, hooks)? {
+            ControlFlow::Break(ended) => return Ok(ended),
+            ControlFlow::Continue(outcome) => outcome.selected.genotype.clone(),
+        };
+        let mut derived = GenotypeClassifier::new(GenotypeParams {
+            network: self.params.network.clone(),
+            genotype: GenotypeChoice::Given(genotype),
+            train: self.params.train.clone(),
+            seed: self.params.seed,
+        })?;
+        let ended = derived.fit(data, split, hooks)?;
+        if ended == Ended::Finished {
+            self.derived = Some(derived);
+        }
+        Ok(ended)
+    }
+
+    fn decision_function(&self, data: &Dataset, indices: &[usize]) -> Result<Vec<Vec<f64>>> {
+        self.derived()?.decision_function(data, indices)
+    }
+
+    fn n_params(&self) -> Result<usize> {
+        self.derived()?.n_params()
+    }
+
+    fn genotype(&self) -> Option<&Genotype> {
+        self.derived.as_ref()?.genotype()
+    }
+
+    fn to_saved(
+        &self,
+        class_names: Vec<String>,
+        provenance: Option<serde_json::Value>,
+    ) -> Result<SavedModel> {
+        self.derived()?.to_saved(class_names, provenance)
+    }
+}

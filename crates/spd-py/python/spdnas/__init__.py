@@ -1,0 +1,13 @@
+"""spdnas: SPD manifold networks and the differentiable search of their architectures
+(SPDNetNAS, Sukthanker et al., IJCAI 2021) as scikit-learn estimators over a Rust engine."""
+
+from ._estimators import SPDNetBNClassifier, SPDNetClassifier, SPDNetNASClassifier, load
+from ._spdnas import __version__
+
+__all__ = [
+    "SPDNetNASClassifier",
+    "SPDNetClassifier",
+    "SPDNetBNClassifier",
+    "load",
+    "__version__",
+]
