@@ -89,7 +89,8 @@ pub fn environment() -> Result<PathBuf, String> {
 pub fn run_all() -> Result<(), String> {
     run(
         "cargo test --workspace",
-        Command::new(env!("CARGO")).args(["test", "--workspace"]),
+        Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args(["test", "--workspace"]),
     )?;
     let venv = environment()?;
     let wheel = build_wheel(&venv)?;

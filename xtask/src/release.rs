@@ -1,7 +1,8 @@
 //! `cargo xtask release`: the checks a release must pass (CHANGELOG entry, formatting, clippy
 //! with warnings denied, the full test suite, warning-free docs, `cargo publish --dry-run` of
 //! the publishable leaf crate), then the release binary packed as
-//! `target/dist/spdnas-<version>-<target>.tar.gz` with its `SHA256SUMS`.
+//! `target/dist/spdnas-<version>-<target>.tar.gz` with its `SHA256SUMS`, and the Python wheel
+//! (`cargo xtask test`'s build) beside it.
 
 use std::fs::{self, File};
 use std::io::Write;
@@ -89,6 +90,11 @@ pub fn run() -> Result<(), String> {
         "xtask: release {VERSION} for {target}: {}",
         archive.display()
     );
+    let wheel = crate::pytest::build_wheel(&crate::pytest::environment()?)?;
+    let name = wheel.file_name().ok_or("a wheel has a name")?;
+    let dist = root.join("target/dist").join(name);
+    fs::copy(&wheel, &dist).map_err(|e| format!("{}: {e}", dist.display()))?;
+    eprintln!("xtask: Python wheel: {}", dist.display());
     Ok(())
 }
 

@@ -55,13 +55,14 @@ impl Observer for EpochLines {
 
 /// Runs `work` on a pool of `threads` workers (all cores when `None`) with the GIL released,
 /// checking Python's signals every 50 ms on this thread: a pending `KeyboardInterrupt` raises
-/// `stop`, which the work's loops see at their next epoch boundary.
+/// `stop`, which the work's loops see at their next epoch boundary. Returns the work's result
+/// and the signal's exception, if one came.
 fn run_detached<T: Send>(
     py: Python<'_>,
     threads: Option<usize>,
     stop: &StopFlag,
     work: impl FnOnce() -> T + Send,
-) -> PyResult<T> {
+) -> PyResult<(T, Option<PyErr>)> {
     let mut builder = rayon::ThreadPoolBuilder::new();
     if let Some(t) = threads {
         builder = builder.num_threads(t.max(1));
@@ -85,10 +86,7 @@ fn run_detached<T: Send>(
             handle.join().expect("the fit does not panic")
         })
     });
-    match interrupt {
-        Some(e) => Err(e),
-        None => Ok(out),
-    }
+    Ok((out, interrupt))
 }
 
 /// Fits a network on `x` (C-order float64 bytes of shape `(count, n, n)`) with labels `y` in
@@ -138,16 +136,20 @@ fn fit(
         (other, _) => return Err(PyValueError::new_err(format!("method {other:?}"))),
     };
     let stop = StopFlag::default();
-    let fitted = run_detached(py, n_threads, &stop, || {
+    let (fitted, interrupt) = run_detached(py, n_threads, &stop, || {
         let mut lines = EpochLines;
         let mut silent = app::Silent;
         let observer: &mut dyn Observer = if verbose { &mut lines } else { &mut silent };
         app::fit_arrays(&config, &method, &data, &stop, observer)
-    })?
-    .map_err(raise)?;
-    let fitted = match fitted {
-        ControlFlow::Break(why) => return Err(PyKeyboardInterrupt::new_err(why)),
-        ControlFlow::Continue(f) => f,
+    })?;
+    let fitted = match (fitted.map_err(raise)?, interrupt) {
+        (ControlFlow::Break(why), _) => {
+            return Err(PyKeyboardInterrupt::new_err(format!(
+                "fit interrupted: {why}"
+            )));
+        }
+        (ControlFlow::Continue(_), Some(signal)) => return Err(signal),
+        (ControlFlow::Continue(f), None) => f,
     };
     let history = serde_json::to_string(&fitted.history).expect("logs serialise");
     Ok((
@@ -181,12 +183,17 @@ fn scores(
     proba: bool,
     n_threads: Option<usize>,
 ) -> PyResult<Vec<Vec<f64>>> {
-    let saved = SavedModel::from_json(model)
-        .map_err(|e| PyValueError::new_err(format!("model: {e}")))?;
+    let saved =
+        SavedModel::from_json(model).map_err(|e| PyValueError::new_err(format!("model: {e}")))?;
     let count = x.len() / (8 * n * n).max(1);
     let data = dataset(x, n, vec![0; count], vec!["unlabelled".into()])?;
     let stop = StopFlag::default();
-    run_detached(py, n_threads, &stop, || app::model_scores(&saved, &data, proba))?.map_err(raise)
+    match run_detached(py, n_threads, &stop, || {
+        app::model_scores(&saved, &data, proba)
+    })? {
+        (_, Some(signal)) => Err(signal),
+        (scores, None) => scores.map_err(raise),
+    }
 }
 
 /// The Graphviz DOT text of a genotype (a published name or JSON text).

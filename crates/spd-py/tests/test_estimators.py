@@ -48,9 +48,12 @@ def test_fit_predicts_known_labels_with_probabilities_and_fitted_attributes():
 def test_a_given_genotype_trains_and_reports_its_cell():
     X, y = spd_data()
     est = spdnas.SPDNetNASClassifier(genotype="radar_sparsemax", **FAST).fit(X, y)
-    assert est.genotype_["normal"][0][0] == "BiMap_0_normal"
+    assert len(est.genotype_["normal"]) == 4 and len(est.genotype_["reduce"]) == 4
     assert est.genotype_dot_.startswith("digraph")
-    assert "train" in est.history_
+    assert "train" in est.history_ and "search" not in est.history_
+    # the same cell given as a dict trains the same network
+    again = spdnas.SPDNetNASClassifier(genotype=est.genotype_, **FAST).fit(X, y)
+    assert again.model_ == est.model_
 
 
 def test_clone_get_set_params_and_pickle_follow_scikit_learn():
@@ -169,4 +172,30 @@ def test_the_cli_and_python_give_the_same_model_and_read_each_others_files(tmp_p
     )
     assert json.loads(result.stdout)["accuracy"] == est.score(X, codes)
     loaded = spdnas.load(out / "model.json")
-    np.testing.assert_array_equal(loaded.predict(X), est.predict(X))
+    np.testing.assert_array_equal(loaded.predict(X).astype(int), est.predict(X))
+
+
+def test_a_search_fit_reports_its_searched_cell_and_both_stages():
+    X, y = spd_data(per_class=12)
+    est = spdnas.SPDNetNASClassifier(search_epochs=1, search_min_steps=0, **FAST).fit(X, y)
+    assert set(est.history_) == {"search", "train"}
+    assert len(est.history_["search"]) == 1
+    assert est.genotype_ == json.loads(json.dumps(est.genotype_))
+    assert est.predict(X).shape == (len(X),)
+
+
+def test_ctrl_c_stops_a_fit_at_an_epoch_boundary_with_keyboard_interrupt():
+    import signal
+    import threading
+    import time
+
+    X, y = spd_data()
+    timer = threading.Timer(1.0, lambda: os.kill(os.getpid(), signal.SIGINT))
+    start = time.monotonic()
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt, match="fit interrupted: spdnetbn stopped after"):
+            spdnas.SPDNetBNClassifier(train_epochs=100000, min_steps=0).fit(X, y)
+    finally:
+        timer.cancel()
+    assert time.monotonic() - start < 60

@@ -129,19 +129,18 @@ def load(path):
     model = json.loads(text)
     architecture = model.get("architecture", {})
     if "SpdNet" in architecture:
-        batch_norm = architecture["SpdNet"].get("batch_norm", False)
-        est = SPDNetBNClassifier() if batch_norm else SPDNetClassifier()
+        layout = architecture["SpdNet"]
+        est = SPDNetBNClassifier() if layout.get("batch_norm") else SPDNetClassifier()
+        n = layout["dims"][0]
     else:
-        genotype = architecture.get("Genotype", {}).get("genotype")
-        est = SPDNetNASClassifier(genotype=genotype)
-        if genotype is not None:
-            est.genotype_ = genotype
-            est.genotype_dot_ = _spdnas.genotype_dot(json.dumps(genotype))
+        layout = architecture.get("Genotype", {})
+        est = SPDNetNASClassifier(genotype=layout.get("genotype"))
+        est.genotype_ = layout.get("genotype")
+        est.genotype_dot_ = _spdnas.genotype_dot(json.dumps(est.genotype_))
+        n = layout.get("network", {}).get("input_dim")
     est.model_ = text
     est.classes_ = np.asarray(model["class_names"])
-    est.n_features_in_ = int(model["architecture"].get("SpdNet", {}).get("dims", [0])[0]) or int(
-        architecture.get("Genotype", {}).get("network", {}).get("input_dim", 0)
-    )
+    est.n_features_in_ = n
     est.history_ = {}
     return est
 
