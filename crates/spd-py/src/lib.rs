@@ -202,6 +202,21 @@ fn genotype_dot(genotype: &str) -> PyResult<String> {
     Ok(genotype_of(genotype)?.to_dot())
 }
 
+/// The embedded BasicMotions recordings (UEA archive, BSD-3-Clause): 80 series of 6 channels
+/// × 100 steps (the archive's 40 TRAIN series first, then its 40 TEST series) and their class
+/// names.
+#[pyfunction]
+fn basicmotions() -> PyResult<(Vec<Vec<Vec<f64>>>, Vec<String>)> {
+    let set = spdnas::data::embedded::basicmotions_series()
+        .map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
+    let labels = set
+        .labels
+        .iter()
+        .map(|&l| set.class_names[l].clone())
+        .collect();
+    Ok((set.series, labels))
+}
+
 /// The module.
 #[pymodule]
 fn _spdnas(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -209,6 +224,7 @@ fn _spdnas(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(fit, m)?)?;
     m.add_function(wrap_pyfunction!(scores, m)?)?;
     m.add_function(wrap_pyfunction!(genotype_dot, m)?)?;
+    m.add_function(wrap_pyfunction!(basicmotions, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -199,3 +199,14 @@ def test_ctrl_c_stops_a_fit_at_an_epoch_boundary_with_keyboard_interrupt():
     finally:
         timer.cancel()
     assert time.monotonic() - start < 60
+
+
+def test_basicmotions_loads_with_the_archives_split_and_feeds_a_pyriemann_pipeline():
+    pyriemann = pytest.importorskip("pyriemann")
+    X_train, y_train, X_test, y_test = spdnas.datasets.load_basicmotions()
+    assert X_train.shape == (40, 6, 100) and X_test.shape == (40, 6, 100)
+    assert sorted(set(y_train)) == sorted(set(y_test)) and len(set(y_train)) == 4
+    pipe = make_pipeline(
+        pyriemann.estimation.Covariances("lwf"), spdnas.SPDNetBNClassifier(**FAST)
+    )
+    assert 0.0 <= pipe.fit(X_train, y_train).score(X_test, y_test) <= 1.0

@@ -1,6 +1,7 @@
 """spdnas: SPD manifold networks and the differentiable search of their architectures
 (SPDNetNAS, Sukthanker et al., IJCAI 2021) as scikit-learn estimators over a Rust engine."""
 
+from . import datasets
 from ._estimators import SPDNetBNClassifier, SPDNetClassifier, SPDNetNASClassifier, load
 from ._spdnas import __version__
 
@@ -9,5 +10,6 @@ __all__ = [
     "SPDNetClassifier",
     "SPDNetBNClassifier",
     "load",
+    "datasets",
     "__version__",
 ]
