@@ -10,6 +10,7 @@ mod error;
 mod files;
 mod overrides;
 pub mod plot;
+mod progress;
 mod repeat;
 mod report;
 mod run;
@@ -22,6 +23,7 @@ pub use files::{
     LogFiles, default_run_dir, genotype_from, genotype_params, write_genotype_drawing, write_text,
 };
 pub use overrides::Overrides;
+pub use progress::Bars;
 pub use repeat::*;
 pub use report::{Report, Timings, table};
 pub use run::*;

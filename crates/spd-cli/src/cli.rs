@@ -1,13 +1,14 @@
 //! Arguments (clap derive) and their translation into `spdnas::app` calls.
 
+use std::io::IsTerminal;
 use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use spdnas::app::{
-    self, AppError, Baseline, DataSource, Outcome, Overrides, Preparation, Preset, RepeatOutcome,
-    RunConfig, SeedScope, StopFlag,
+    self, AppError, Bars, Baseline, DataSource, Outcome, Overrides, Preparation, Preset,
+    RepeatOutcome, RunConfig, SeedScope, StopFlag,
 };
 use spdnas::data::covariance::Estimator;
 use spdnas::data::gaussian::{GaussianConfig, generate_gaussian};
@@ -16,8 +17,6 @@ use spdnas::data::sources::{SourcesConfig, generate_sources};
 use spdnas::data::ts::ts_text;
 use spdnas::data::{Format, Regularization, SymmetryPolicy, Validation};
 use spdnas::nas::NetworkConfig;
-
-use crate::progress::Bars;
 
 /// Search SPD network architectures (SPDNetNAS), train them, and compare them with SPDNet,
 /// SPDNetBN, a random architecture, MDM and tangent-space logistic regression.
@@ -670,7 +669,7 @@ fn interrupted_baseline(why: &str) -> AppError {
 }
 
 fn dispatch(cli: Cli) -> Result<(), AppError> {
-    let mut bars = Bars::new(cli.quiet);
+    let mut bars = Bars::new(!cli.quiet && std::io::stdout().is_terminal());
     match cli.command {
         Command::Run {
             data,

@@ -1,8 +1,7 @@
-//! The `spdnas` command: argument parsing, progress bars and printing; every computation is in
-//! `spdnas::app` and the library crates.
+//! The `spdnas` command: argument parsing and printing; every computation is in `spdnas::app`
+//! and the library crates.
 
 mod cli;
-mod progress;
 
 use std::process::ExitCode;
 

@@ -3,6 +3,7 @@
 //! requested size with the GIL released, while the calling thread checks Python's signals so
 //! that Ctrl-C stops the fit at the next epoch boundary (`KeyboardInterrupt`).
 
+use std::io::IsTerminal;
 use std::ops::ControlFlow;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -38,7 +39,7 @@ fn dataset(x: &[u8], n: usize, labels: Vec<usize>, class_names: Vec<String>) -> 
         .map_err(|e| raise(e.into()))
 }
 
-/// Prints one line per finished epoch on stderr.
+/// Prints one line per finished epoch on stderr (`verbose` where stderr is not a terminal).
 struct EpochLines;
 
 impl Observer for EpochLines {
@@ -53,7 +54,18 @@ impl Observer for EpochLines {
     }
 }
 
-/// Runs `work` on a pool of `threads` workers (all cores when `None`) with the GIL released,
+/// The threads of a fit: `threads` if given, else `OMP_NUM_THREADS` when set (joblib's workers
+/// and Dask's set it to share the cores among parallel fits), else all cores.
+fn thread_count(threads: Option<usize>) -> Option<usize> {
+    threads.or_else(|| {
+        std::env::var("OMP_NUM_THREADS")
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+            .filter(|&t: &usize| t > 0)
+    })
+}
+
+/// Runs `work` on a pool of [`thread_count`] workers with the GIL released,
 /// checking Python's signals every 50 ms on this thread: a pending `KeyboardInterrupt` raises
 /// `stop`, which the work's loops see at their next epoch boundary. Returns the work's result
 /// and the signal's exception, if one came.
@@ -64,7 +76,7 @@ fn run_detached<T: Send>(
     work: impl FnOnce() -> T + Send,
 ) -> PyResult<(T, Option<PyErr>)> {
     let mut builder = rayon::ThreadPoolBuilder::new();
-    if let Some(t) = threads {
+    if let Some(t) = thread_count(threads) {
         builder = builder.num_threads(t.max(1));
     }
     let pool = builder
@@ -137,9 +149,15 @@ fn fit(
     };
     let stop = StopFlag::default();
     let (fitted, interrupt) = run_detached(py, n_threads, &stop, || {
+        let on_terminal = std::io::stderr().is_terminal();
+        let mut bars = app::Bars::new(verbose && on_terminal);
         let mut lines = EpochLines;
         let mut silent = app::Silent;
-        let observer: &mut dyn Observer = if verbose { &mut lines } else { &mut silent };
+        let observer: &mut dyn Observer = match (verbose, on_terminal) {
+            (true, true) => &mut bars,
+            (true, false) => &mut lines,
+            (false, _) => &mut silent,
+        };
         app::fit_arrays(&config, &method, &data, &stop, observer)
     })?;
     let fitted = match (fitted.map_err(raise)?, interrupt) {
@@ -202,11 +220,14 @@ fn genotype_dot(genotype: &str) -> PyResult<String> {
     Ok(genotype_of(genotype)?.to_dot())
 }
 
+/// Time series `[sample][channel][step]`.
+type Series = Vec<Vec<Vec<f64>>>;
+
 /// The embedded BasicMotions recordings (UEA archive, BSD-3-Clause): 80 series of 6 channels
 /// × 100 steps (the archive's 40 TRAIN series first, then its 40 TEST series) and their class
 /// names.
 #[pyfunction]
-fn basicmotions() -> PyResult<(Vec<Vec<Vec<f64>>>, Vec<String>)> {
+fn basicmotions() -> PyResult<(Series, Vec<String>)> {
     let set = spdnas::data::embedded::basicmotions_series()
         .map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
     let labels = set

@@ -1,10 +1,9 @@
-//! Progress bars (indicatif): an [`Observer`] of the runner drawing one bar per epoch, only
-//! when stdout is a terminal and `--quiet` is not given.
-
-use std::io::IsTerminal;
+//! Progress bars (indicatif): an [`Observer`] of the runner drawing one bar per epoch on
+//! stderr, for the CLI (when stdout is a terminal and `--quiet` is not given) and the Python
+//! estimators (`verbose=True` on a terminal).
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use spdnas::app::Observer;
+use spd_nas::runner::Observer;
 
 /// Bars on stderr, one per epoch of each stage.
 pub struct Bars {
@@ -13,12 +12,9 @@ pub struct Bars {
 }
 
 impl Bars {
-    /// Visible unless `quiet` or stdout is not a terminal.
-    pub fn new(quiet: bool) -> Self {
-        Self {
-            visible: !quiet && std::io::stdout().is_terminal(),
-            bar: None,
-        }
+    /// Bars that are drawn when `visible`, else kept hidden.
+    pub fn new(visible: bool) -> Self {
+        Self { visible, bar: None }
     }
 }
 
