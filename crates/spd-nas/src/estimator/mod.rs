@@ -11,8 +11,8 @@ mod spdnetnas;
 
 pub use classical::{MdmClassifier, TslrClassifier, TslrParams};
 pub use network::{
-    GenotypeChoice, GenotypeClassifier, GenotypeParams, SpdNetClassifier, SpdNetLayout,
-    SpdNetParams, Trained,
+    FittedNetwork, GenotypeChoice, GenotypeClassifier, GenotypeParams, SpdNetClassifier,
+    SpdNetLayout, SpdNetParams, Trained,
 };
 pub use spdnetnas::{SearchOutcome, SpdNetNasClassifier, SpdNetNasParams};
 

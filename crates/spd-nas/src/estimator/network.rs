@@ -76,6 +76,67 @@ pub(crate) fn train_network(
     }))
 }
 
+/// A network trained by [`train_network`]: the model, what a model file rebuilds it from, and
+/// its training.
+#[derive(Debug, Clone)]
+pub struct FittedNetwork<M> {
+    /// The model.
+    pub model: M,
+    /// What it computes, for its model file.
+    pub architecture: Architecture,
+    /// Best-validation weights and the record of the training.
+    pub trained: Trained,
+}
+
+impl<M: Classifier> FittedNetwork<M> {
+    /// Trains `model` from `weights` as stage `stage` ([`train_network`]); `Break` when the
+    /// interrupter stopped it.
+    fn train(
+        stage: &str,
+        (model, architecture, weights): (M, Architecture, ParamStore),
+        config: &TrainConfig,
+        data_split: (&Dataset, &Split),
+        hooks: &mut Hooks,
+    ) -> Result<ControlFlow<Ended, Self>> {
+        Ok(
+            match train_network(stage, &model, weights, config, data_split, hooks)? {
+                ControlFlow::Break(ended) => ControlFlow::Break(ended),
+                ControlFlow::Continue(trained) => ControlFlow::Continue(Self {
+                    model,
+                    architecture,
+                    trained,
+                }),
+            },
+        )
+    }
+
+    /// The logits of the samples `indices`, in batches of `batch_size`.
+    fn logits(
+        &self,
+        data: &Dataset,
+        indices: &[usize],
+        batch_size: usize,
+    ) -> Result<Vec<Vec<f64>>> {
+        logits(
+            &self.model,
+            &self.trained.weights,
+            data,
+            indices,
+            batch_size,
+        )
+    }
+
+    /// The model file.
+    fn saved(&self, class_names: Vec<String>, provenance: Option<serde_json::Value>) -> SavedModel {
+        SavedModel::new(
+            self.architecture.clone(),
+            class_names,
+            &self.trained.weights,
+            provenance,
+        )
+    }
+}
+
 /// Which genotype a [`GenotypeClassifier`] trains.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum GenotypeChoice {
@@ -112,7 +173,7 @@ impl GenotypeParams {
 pub struct GenotypeClassifier {
     /// Settings.
     pub params: GenotypeParams,
-    fitted: Option<(Network, Genotype, Trained)>,
+    fitted: Option<(Genotype, FittedNetwork<Network>)>,
 }
 
 impl GenotypeClassifier {
@@ -129,7 +190,14 @@ impl GenotypeClassifier {
     pub fn fitted(&self) -> Result<(&Network, &Genotype, &Trained)> {
         self.fitted
             .as_ref()
-            .map(|(n, g, t)| (n, g, t))
+            .map(|(g, f)| (&f.model, g, &f.trained))
+            .ok_or(NasError::NotFitted(self.name()))
+    }
+
+    fn network(&self) -> Result<&FittedNetwork<Network>> {
+        self.fitted
+            .as_ref()
+            .map(|(_, f)| f)
             .ok_or(NasError::NotFitted(self.name()))
     }
 
@@ -169,40 +237,32 @@ impl Estimator for GenotypeClassifier {
         let config = self.params.network.for_data(data.n(), data.num_classes());
         let mut store = ParamStore::new();
         let (network, genotype) = self.build(&config, &mut store)?;
-        let stage = self.stage();
-        match train_network(
-            stage,
-            &network,
-            store,
-            &self.params.train,
-            (data, split),
-            hooks,
-        )? {
+        let architecture = Architecture::Genotype {
+            network: config,
+            genotype: genotype.clone(),
+        };
+        let built = (network, architecture, store);
+        let train = &self.params.train;
+        match FittedNetwork::train(self.stage(), built, train, (data, split), hooks)? {
             ControlFlow::Break(ended) => Ok(ended),
-            ControlFlow::Continue(trained) => {
-                self.fitted = Some((network, genotype, trained));
+            ControlFlow::Continue(fitted) => {
+                self.fitted = Some((genotype, fitted));
                 Ok(Ended::Finished)
             }
         }
     }
 
     fn decision_function(&self, data: &Dataset, indices: &[usize]) -> Result<Vec<Vec<f64>>> {
-        let (network, _, trained) = self.fitted()?;
-        logits(
-            network,
-            &trained.weights,
-            data,
-            indices,
-            self.params.train.batch_size,
-        )
+        self.network()?
+            .logits(data, indices, self.params.train.batch_size)
     }
 
     fn n_params(&self) -> Result<usize> {
-        Ok(self.fitted()?.2.params)
+        Ok(self.network()?.trained.params)
     }
 
     fn genotype(&self) -> Option<&Genotype> {
-        self.fitted.as_ref().map(|(_, g, _)| g)
+        self.fitted.as_ref().map(|(g, _)| g)
     }
 
     fn to_saved(
@@ -210,17 +270,7 @@ impl Estimator for GenotypeClassifier {
         class_names: Vec<String>,
         provenance: Option<serde_json::Value>,
     ) -> Result<SavedModel> {
-        let (network, genotype, trained) = self.fitted()?;
-        let architecture = Architecture::Genotype {
-            network: network.config.clone(),
-            genotype: genotype.clone(),
-        };
-        Ok(SavedModel::new(
-            architecture,
-            class_names,
-            &trained.weights,
-            provenance,
-        ))
+        Ok(self.network()?.saved(class_names, provenance))
     }
 }
 
@@ -293,7 +343,7 @@ impl SpdNetParams {
 pub struct SpdNetClassifier {
     /// Settings.
     pub params: SpdNetParams,
-    fitted: Option<(SpdNet, SpdNetConfig, Trained)>,
+    fitted: Option<FittedNetwork<SpdNet>>,
 }
 
 impl SpdNetClassifier {
@@ -306,12 +356,9 @@ impl SpdNetClassifier {
         })
     }
 
-    /// The network's sizes and its training, once fitted.
-    pub fn fitted(&self) -> Result<(&SpdNet, &SpdNetConfig, &Trained)> {
-        self.fitted
-            .as_ref()
-            .map(|(n, c, t)| (n, c, t))
-            .ok_or(NasError::NotFitted(self.name()))
+    /// The network, what rebuilds it and its training, once fitted.
+    pub fn fitted(&self) -> Result<&FittedNetwork<SpdNet>> {
+        self.fitted.as_ref().ok_or(NasError::NotFitted(self.name()))
     }
 }
 
@@ -333,29 +380,24 @@ impl Estimator for SpdNetClassifier {
             &mut store,
             &mut seeds::rng(self.params.seed, seeds::BASELINE_INIT),
         )?;
+        let built = (net, Architecture::SpdNet(config), store);
         let stage = if bn { "spdnetbn" } else { "spdnet" };
-        match train_network(stage, &net, store, &self.params.train, (data, split), hooks)? {
+        match FittedNetwork::train(stage, built, &self.params.train, (data, split), hooks)? {
             ControlFlow::Break(ended) => Ok(ended),
-            ControlFlow::Continue(trained) => {
-                self.fitted = Some((net, config, trained));
+            ControlFlow::Continue(fitted) => {
+                self.fitted = Some(fitted);
                 Ok(Ended::Finished)
             }
         }
     }
 
     fn decision_function(&self, data: &Dataset, indices: &[usize]) -> Result<Vec<Vec<f64>>> {
-        let (net, _, trained) = self.fitted()?;
-        logits(
-            net,
-            &trained.weights,
-            data,
-            indices,
-            self.params.train.batch_size,
-        )
+        self.fitted()?
+            .logits(data, indices, self.params.train.batch_size)
     }
 
     fn n_params(&self) -> Result<usize> {
-        Ok(self.fitted()?.2.params)
+        Ok(self.fitted()?.trained.params)
     }
 
     fn to_saved(
@@ -363,13 +405,6 @@ impl Estimator for SpdNetClassifier {
         class_names: Vec<String>,
         provenance: Option<serde_json::Value>,
     ) -> Result<SavedModel> {
-        let (_, config, trained) = self.fitted()?;
-        let architecture = Architecture::SpdNet(config.clone());
-        Ok(SavedModel::new(
-            architecture,
-            class_names,
-            &trained.weights,
-            provenance,
-        ))
+        Ok(self.fitted()?.saved(class_names, provenance))
     }
 }
