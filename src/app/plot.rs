@@ -6,6 +6,7 @@ use std::path::Path;
 
 use spd_nas::NetworkConfig;
 use spd_nas::search::EpochLog;
+use spd_nas::space::EdgeKind;
 use spd_nas::train::TrainLog;
 
 use super::error::{AppError, Result};
@@ -421,7 +422,7 @@ pub fn write_plots(
             .flat_map(|node| 0..2 + node)
             .map(|source| {
                 space
-                    .list(reduce && source < 2)
+                    .list(EdgeKind::new(reduce, source))
                     .iter()
                     .map(|p| p.name)
                     .collect()

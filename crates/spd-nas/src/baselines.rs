@@ -18,6 +18,7 @@ use spd_linalg::{KarcherOptions, SpdPoint, distance, karcher_mean};
 use crate::error::{NasError, Result};
 use crate::genotype::Genotype;
 use crate::network_config::NetworkConfig;
+use crate::space::EdgeKind;
 use crate::train::Classifier;
 
 /// An SPDNet: `BiMap → [BN →] ReEig` blocks through `dims`, the last block without ReEig, then
@@ -153,7 +154,7 @@ pub fn random_genotype<R: Rng + ?Sized>(config: &NetworkConfig, rng: &mut R) -> 
                 b += 1;
             }
             for source in [a, b] {
-                let list = space.list(reduction && source < 2);
+                let list = space.list(EdgeKind::new(reduction, source));
                 entries.push((
                     list[rng.random_range(1..list.len())].name.to_string(),
                     source,

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::arch::ArchParams;
 use crate::error::{NasError, Result};
 use crate::network_config::NetworkConfig;
-use crate::space::{Naming, OpKind, SearchSpace, SpaceVersion};
+use crate::space::{EdgeKind, Naming, OpKind, SearchSpace, SpaceVersion};
 
 /// Two `(op name, source)` entries per node (source 0 = s0, 1 = s1, 2 + j = node j) for each
 /// cell type; every node is concatenated into the output.
@@ -70,7 +70,7 @@ impl Genotype {
                 kept.extend(scored.iter().take(2).map(|&(r, s, c, v)| (r, c, v, s)));
                 row += 2 + node;
             }
-            let list = |source: usize| space.list(reduction && source < 2);
+            let list = |source: usize| space.list(EdgeKind::new(reduction, source));
             let is_skip = |source: usize, column: usize| list(source)[column].kind == OpKind::Skip;
             if let Some(cap) = max_skips {
                 loop {
@@ -108,8 +108,10 @@ impl Genotype {
             .iter()
             .filter(|(name, source)| {
                 space
-                    .column(name, reduction && *source < 2)
-                    .is_ok_and(|c| space.list(reduction && *source < 2)[c].kind == OpKind::Skip)
+                    .column(name, EdgeKind::new(reduction, *source))
+                    .is_ok_and(|c| {
+                        space.list(EdgeKind::new(reduction, *source))[c].kind == OpKind::Skip
+                    })
             })
             .count()
     }
@@ -133,7 +135,7 @@ impl Genotype {
                         "node {node} cannot take input {source}"
                     )));
                 }
-                space.column(name, reduction && *source < 2)?;
+                space.column(name, EdgeKind::new(reduction, *source))?;
                 if name.starts_with("none") {
                     return Err(NasError::Genotype("a derived cell cannot use none".into()));
                 }

@@ -17,7 +17,7 @@ use crate::error::{NasError, Result};
 use crate::genotype::Genotype;
 use crate::network_config::NetworkConfig;
 use crate::ops::{Op, OpCache, Pass};
-use crate::space::SearchSpace;
+use crate::space::{EdgeKind, SearchSpace};
 
 /// `ReEig → BiMap → BN`, the fixed preprocessing of a cell input ("BiMap_2").
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -207,13 +207,13 @@ impl Network {
                         .collect(),
                 };
                 for (source, op_name) in sources {
-                    let reduced_edge = reduction && source < 2;
-                    let dims = if reduced_edge {
+                    let edge = EdgeKind::new(reduction, source);
+                    let dims = if edge.is_reducing() {
                         (n_in, n_out)
                     } else {
                         (n_out, n_out)
                     };
-                    let list = space.list(reduced_edge);
+                    let list = space.list(edge);
                     let row = edges.len();
                     let op = match genotype {
                         None => EdgeOp::Mixed {
@@ -233,7 +233,7 @@ impl Network {
                             row,
                         },
                         Some(_) => {
-                            let col = space.column(&op_name, reduced_edge)?;
+                            let col = space.column(&op_name, edge)?;
                             EdgeOp::Fixed(Op::build(
                                 list[col].kind,
                                 store,

@@ -28,6 +28,34 @@ pub enum Naming {
     OfficialCode,
 }
 
+/// Where an edge sits, which decides its candidate list and the names it accepts (spec §6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EdgeKind {
+    /// Any edge of a normal cell: normal ops at the cell's size.
+    Normal,
+    /// An edge of a reduction cell from one of its two inputs: reduced ops, `n_in → n_out`.
+    ReductionInput,
+    /// An edge of a reduction cell between intermediate nodes: normal ops at `n_out`, weighted by
+    /// an `α_reduce` row and printed with the reduced name of the same column (spec D16).
+    ReductionInner,
+}
+
+impl EdgeKind {
+    /// The edge from input `source` (0 and 1 are the cell's inputs) of a normal or reduction cell.
+    pub fn new(reduction: bool, source: usize) -> Self {
+        match (reduction, source < 2) {
+            (false, _) => EdgeKind::Normal,
+            (true, true) => EdgeKind::ReductionInput,
+            (true, false) => EdgeKind::ReductionInner,
+        }
+    }
+
+    /// Whether the edge changes the size (`n_in → n_out`) and so uses the reduced list.
+    pub fn is_reducing(self) -> bool {
+        self == EdgeKind::ReductionInput
+    }
+}
+
 /// A candidate operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum OpKind {
@@ -147,28 +175,34 @@ impl SearchSpace {
     }
 
     /// The candidate list of an edge.
-    pub fn list(&self, reduced: bool) -> &[Primitive] {
-        if reduced { &self.reduced } else { &self.normal }
+    pub fn list(&self, edge: EdgeKind) -> &[Primitive] {
+        if edge.is_reducing() {
+            &self.reduced
+        } else {
+            &self.normal
+        }
     }
 
-    /// The column of `name` in the list an edge uses. A reduced name on a size-preserving edge
-    /// of a reduction cell is mapped to the normal op of the same column, as the official
-    /// derived-net builder does (spec D16).
-    pub fn column(&self, name: &str, reduced_edge: bool) -> Result<usize> {
-        let list = self.list(reduced_edge);
-        if let Some(i) = list.iter().position(|p| p.name == name) {
-            return Ok(i);
-        }
-        if !reduced_edge {
-            if let Some(i) = self.reduced.iter().position(|p| p.name == name) {
-                return Ok(i);
-            }
-        }
-        Err(NasError::Genotype(format!(
-            "{name} is not a {} op of the {:?} space",
-            if reduced_edge { "reduced" } else { "normal" },
-            self.version
-        )))
+    /// The column of `name` in the list an edge uses. On an inner edge of a reduction cell a
+    /// reduced name is mapped to the normal op of the same column, as the official derived-net
+    /// builder does (spec D16); a normal cell accepts normal names only.
+    pub fn column(&self, name: &str, edge: EdgeKind) -> Result<usize> {
+        let position = |list: &[Primitive]| list.iter().position(|p| p.name == name);
+        let found = match edge {
+            EdgeKind::ReductionInner => position(&self.normal).or_else(|| position(&self.reduced)),
+            _ => position(self.list(edge)),
+        };
+        found.ok_or_else(|| {
+            NasError::Genotype(format!(
+                "{name} is not a {} op of the {:?} space",
+                match edge {
+                    EdgeKind::Normal => "normal-cell",
+                    EdgeKind::ReductionInput => "reduced",
+                    EdgeKind::ReductionInner => "reduction-cell inner",
+                },
+                self.version
+            ))
+        })
     }
 }
 
@@ -200,11 +234,43 @@ mod tests {
             "normal ops agree in both readings"
         );
         assert_eq!(
-            paper.column("AvgPooling2_reduced", false).unwrap(),
+            paper
+                .column("AvgPooling2_reduced", EdgeKind::ReductionInner)
+                .unwrap(),
             1,
             "D16 remap"
         );
-        assert!(paper.column("nothing", true).is_err());
+        assert!(paper.column("nothing", EdgeKind::ReductionInput).is_err());
         assert_eq!(SearchSpace::new(SpaceVersion::V1, Naming::Paper).width(), 7);
+    }
+
+    #[test]
+    fn reduced_names_are_remapped_on_reduction_inner_edges_only() {
+        let space = SearchSpace::new(SpaceVersion::V0, Naming::Paper);
+        let inner = space
+            .column("MaxPooling_reduced", EdgeKind::ReductionInner)
+            .unwrap();
+        assert_eq!(space.reduced[inner].name, "MaxPooling_reduced");
+        assert!(
+            space
+                .column("MaxPooling_reduced", EdgeKind::Normal)
+                .is_err()
+        );
+        assert!(
+            space
+                .column("MaxPooling_reduced", EdgeKind::ReductionInput)
+                .is_ok()
+        );
+        assert!(
+            space
+                .column("Skip_normal", EdgeKind::ReductionInput)
+                .is_err()
+        );
+        assert_eq!(
+            space
+                .column("Skip_normal", EdgeKind::ReductionInner)
+                .unwrap(),
+            space.column("Skip_normal", EdgeKind::Normal).unwrap()
+        );
     }
 }

@@ -3,7 +3,7 @@
 //! guarantees a minimum number of optimiser steps on small training sets, evaluation on the
 //! validation part every epoch, selection of the epoch with the best validation accuracy (ties:
 //! lower validation loss; the test part is touched once, by the caller, at the end; fixing
-//! D12/D14), optional early stopping, and atomic checkpoints from which a killed run resumes to
+//! D12/D14; without a validation part, the last epoch), optional early stopping, and atomic checkpoints from which a killed run resumes to
 //! the same result.
 
 use serde::{Deserialize, Serialize};
@@ -323,10 +323,11 @@ pub fn train_epoch(
         val_accuracy,
         lr,
     };
-    if state
-        .best
-        .as_ref()
-        .is_none_or(|b| better_validation((val_accuracy, val_loss), (b.val_accuracy, b.val_loss)))
+    // without a validation part nothing can be selected: the last epoch is kept
+    if split.val.is_empty()
+        || state.best.as_ref().is_none_or(|b| {
+            better_validation((val_accuracy, val_loss), (b.val_accuracy, b.val_loss))
+        })
     {
         state.best = Some(BestEpoch {
             epoch,

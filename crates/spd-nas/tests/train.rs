@@ -52,6 +52,18 @@ fn run(
     stop_at: Option<usize>,
 ) -> TrainState {
     let (data, split) = problem();
+    run_on(&data, &split, state, config, checkpoints, stop_at)
+}
+
+/// [`run`] on a given data set and split.
+fn run_on(
+    data: &spd_data::Dataset,
+    split: &Split,
+    state: TrainState,
+    config: &TrainConfig,
+    checkpoints: Option<&DirCheckpoints>,
+    stop_at: Option<usize>,
+) -> TrainState {
     let (net, _) = model();
     let mut training = Training {
         model: &net,
@@ -67,7 +79,7 @@ fn run(
         checkpointer: checkpoints.map_or(&NoCheckpoints as &dyn Checkpointer, |c| c),
         interrupter: &stop,
     };
-    run_epochs("train", &mut training, &data, &split, &mut hooks).unwrap();
+    run_epochs("train", &mut training, data, split, &mut hooks).unwrap();
     training.state
 }
 
@@ -119,6 +131,31 @@ fn best_epoch_has_the_best_validation_accuracy_then_loss_and_patience_stops_afte
     let last = state.history.last().unwrap().epoch;
     assert_eq!(last, best.epoch + 3, "stopped after epoch {last}");
     assert!(last < 199, "patience never stopped the run");
+}
+
+#[test]
+fn without_validation_samples_the_last_epoch_is_kept_and_patience_never_stops() {
+    let (data, mut split) = problem();
+    split.train.append(&mut split.val);
+    let config = TrainConfig {
+        patience: Some(2),
+        ..adam_cosine(8, 0)
+    };
+    let state = run_on(
+        &data,
+        &split,
+        TrainState::new(model().1, &config),
+        &config,
+        None,
+        None,
+    );
+    assert_eq!(state.history.len(), 8, "patience stopped the run");
+    let best = state.best.as_ref().unwrap();
+    assert_eq!(best.epoch, 7);
+    assert_eq!(
+        best.weights, state.weights,
+        "the kept weights are not the last epoch's"
+    );
 }
 
 #[test]
