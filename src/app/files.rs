@@ -146,8 +146,31 @@ pub fn genotype_from(name_or_file: &str) -> Result<Genotype> {
     Genotype::from_json(&text).map_err(|e| AppError::Input(format!("{}: {e}", path.display())))
 }
 
-/// Trainable parameters of the network a genotype gives for `config`.
-pub fn genotype_params(genotype: &Genotype, config: &NetworkConfig) -> Result<usize> {
+/// The size of the network a genotype gives: our trainable values, and the values the official
+/// derived network allocates on top (D18), whose sum is the paper's model size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ParameterCount {
+    /// Trainable values of our network.
+    pub trainable: usize,
+    /// Unused weight slices of the official derived network.
+    pub official_dead: usize,
+}
+
+impl std::fmt::Display for ParameterCount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "{} trainable parameters", self.trainable)?;
+        write!(
+            f,
+            "{} as the paper counts them (+{} weight slices the official derived network \
+             allocates for a stem channel that does not exist; docs/architecture.md, D18)",
+            self.trainable + self.official_dead,
+            self.official_dead
+        )
+    }
+}
+
+/// The parameter count of the network a genotype gives for `config`.
+pub fn genotype_params(genotype: &Genotype, config: &NetworkConfig) -> Result<ParameterCount> {
     let mut store = ParamStore::new();
     Network::derived(
         config,
@@ -155,7 +178,10 @@ pub fn genotype_params(genotype: &Genotype, config: &NetworkConfig) -> Result<us
         &mut store,
         &mut spd_linalg::random::seeded_rng(0),
     )?;
-    Ok(store.trainable_values())
+    Ok(ParameterCount {
+        trainable: store.trainable_values(),
+        official_dead: config.official_dead_weights(),
+    })
 }
 
 /// `runs/<UTC timestamp>` (`YYYYMMDD-HHMMSS`).

@@ -239,9 +239,11 @@ struct ScheduleArgs {
     /// override the settings they name.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// quick (minutes; the default) or paper (the paper's epochs and second-order search).
-    #[arg(long, value_enum, conflicts_with = "config")]
-    preset: Option<PresetArg>,
+    /// quick (minutes; the default), paper (the paper's RADAR schedule: its epochs and
+    /// second-order search) or paper-hdm05 (the paper's HDM05 configuration: 93 → 30, its epochs,
+    /// batch size and learning rates).
+    #[arg(long, value_parser = preset_names(), conflicts_with = "config")]
+    preset: Option<String>,
     /// Search epochs (overrides the preset).
     #[arg(long)]
     search_epochs: Option<usize>,
@@ -387,10 +389,9 @@ enum FormatArg {
     Folder,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-enum PresetArg {
-    Quick,
-    Paper,
+/// The preset names `--preset` accepts.
+fn preset_names() -> clap::builder::PossibleValuesParser {
+    clap::builder::PossibleValuesParser::new(Preset::NAMED.map(|(name, _)| name))
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -566,10 +567,7 @@ fn run_config(data: &DataArgs, schedule: &ScheduleArgs) -> Result<RunConfig, App
             c
         }
         None => {
-            let preset = match schedule.preset.unwrap_or(PresetArg::Quick) {
-                PresetArg::Quick => Preset::Quick,
-                PresetArg::Paper => Preset::Paper,
-            };
+            let preset = Preset::named(schedule.preset.as_deref().unwrap_or(Preset::NAMED[0].0))?;
             let seed = schedule.seed.unwrap_or(0);
             RunConfig::preset(preset, data.source(seed), seed)
         }

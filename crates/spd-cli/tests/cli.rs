@@ -171,7 +171,13 @@ fn tiny_run_and_data_round_trip_through_the_binary() {
         (Some(12), Some(5))
     );
     let params = spdnas(&["genotype", "params", "radar_sparsemax"]);
-    assert_eq!(String::from_utf8_lossy(&params.stdout).trim(), "15203");
+    let printed = String::from_utf8_lossy(&params.stdout);
+    let lines: Vec<&str> = printed.lines().collect();
+    assert_eq!(lines[0], "15203 trainable parameters");
+    assert!(
+        lines[1].starts_with("17603 as the paper counts them (+2400 "),
+        "{printed}"
+    );
 }
 
 /// An exactly singular sample is refused with exit code 2 and a message naming `--ridge`; the

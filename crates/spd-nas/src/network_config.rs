@@ -192,6 +192,22 @@ impl NetworkConfig {
         Ok(())
     }
 
+    /// Weight values the official derived network allocates beyond ours (D18, counted in the
+    /// paper's model sizes): it sizes the preprocessing BiMaps that read the stem (both of cell 0,
+    /// `pre0` of cell 1) for `2C` input channels while the stem gives `stem_multiplier · C`, so
+    /// each carries `(2C − stem_multiplier · C) · C_out · n_in · n_out` unused values.
+    pub fn official_dead_weights(&self) -> usize {
+        let c = self.spec.init_channels;
+        let missing = (2 * c).saturating_sub(self.spec.stem_multiplier * c);
+        let n = self.input_dim;
+        let cell0 = 2 * (2 * c) * n * n;
+        let cell1 = match (self.spec.layers, self.spec.reduced_dims.first()) {
+            (2.., Some(&m)) => 4 * c * n * m,
+            _ => 0,
+        };
+        missing * (cell0 + cell1)
+    }
+
     /// Edges per cell: `Σ_{j < steps} (2 + j)`.
     pub fn edges(&self) -> usize {
         (0..self.spec.steps).map(|j| 2 + j).sum()

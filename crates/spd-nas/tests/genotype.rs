@@ -163,10 +163,12 @@ fn published_parameter_counts_against_the_paper() {
     let radar = trainable(&NetworkConfig::radar(), "radar_sparsemax");
     // dead slices: cell0.pre0/pre1 BiMap(·→2, 20→20): 2·400 each; cell1.pre0 BiMap(·→4, 20→10): 4·200
     let radar_dead = 2 * (2 * 20 * 20) + 4 * 20 * 10;
+    assert_eq!(NetworkConfig::radar().official_dead_weights(), radar_dead);
     assert_eq!(radar, 15_203);
     assert_eq!(radar + radar_dead, 17_603);
     let hdm05 = trainable(&NetworkConfig::hdm05(), "hdm05_sparsemax");
     let hdm05_dead = 2 * (2 * 93 * 93) + 4 * 93 * 30;
+    assert_eq!(NetworkConfig::hdm05().official_dead_weights(), hdm05_dead);
     assert_eq!(hdm05, 1_017_909);
     assert_eq!(hdm05 + hdm05_dead, 1_063_665);
 }

@@ -124,15 +124,7 @@ fn fit(
     verbose: bool,
 ) -> PyResult<(String, String, Option<String>, usize)> {
     let data = dataset(x, n, y, class_names)?;
-    let preset = match preset {
-        "quick" => Preset::Quick,
-        "paper" => Preset::Paper,
-        other => {
-            return Err(PyValueError::new_err(format!(
-                "preset {other:?}: expected \"quick\" or \"paper\""
-            )));
-        }
-    };
+    let preset = Preset::named(preset).map_err(|e| PyValueError::new_err(e.to_string()))?;
     let source = DataSource::Arrays {
         label: format!("arrays of {} {n}×{n} matrices", data.len()),
     };
