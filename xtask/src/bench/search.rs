@@ -209,7 +209,7 @@ pub fn run() -> Result<(), String> {
          {}; {threads} rayon threads. Median of {REPETITIONS} steps (5 epochs) after a warm-up. \
          EVD floor = Σₙ (EVDs of size n) × (one sequential n×n EVD, measured in this run) ÷ threads. \
          The official code takes ~5 300 ms (first order) and ~12 000 ms (second order) per RADAR step \
-         and ~24 000 ms per HDM05 step on these cores (spec). The epoch target is the issue's \
+         and ~24 000 ms per HDM05 step on these cores (the figures of the project's first performance issue). The epoch target is the issue's \
          100-epoch search in 10 minutes.\n\n{TABLE_HEADER}{body}\n\
          100 first-order RADAR search epochs at this rate: {:.1} min. {evd_line}\n",
         machine_line(),

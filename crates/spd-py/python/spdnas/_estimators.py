@@ -151,7 +151,8 @@ class SPDNetNASClassifier(_SPDNetwork):
     the given cell is trained without a search).
 
     Every parameter left ``None`` takes the value of ``preset`` (``"quick"``: minutes on a
-    laptop, enough optimisation on small sets; ``"paper"``: the paper's schedule). Fitted
+    laptop, enough optimisation on small sets; ``"paper"``: the paper's RADAR schedule;
+    ``"paper-hdm05"``: the paper's HDM05 configuration, 93 → 30). Fitted
     attributes: ``classes_``, ``genotype_`` (dict), ``genotype_dot_`` (Graphviz),
     ``history_`` (per-stage epoch logs), ``n_params_``, ``model_`` (the model file's JSON).
     """
