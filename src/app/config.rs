@@ -103,11 +103,11 @@ pub enum Preset {
     /// least 30 epochs and 1500 steps; Riemannian Adam (learning rate 0.01) with a 5 % linear
     /// warm-up and cosine annealing for the weights in both.
     Quick,
-    /// The paper's schedule exactly (spec §8.4, §10): 100 second-order search epochs and 200
+    /// The paper's schedule exactly (`docs/fidelity.md`): 100 second-order search epochs and 200
     /// training epochs, Riemannian SGD at a constant 0.025 along the canonical-metric Stiefel
     /// gradient `G − W Gᵀ W` of the official optimiser, no warm-up, no cap on skips.
     Paper,
-    /// The paper's HDM05 configuration (spec §8.4, §10, §6): reduction 93 → 30 (the official
+    /// The paper's HDM05 configuration (`docs/fidelity.md`): reduction 93 → 30 (the official
     /// kernel 4, stride 3), 50 second-order search epochs (the paper's count; the official README
     /// says 300) and 100 training epochs, batches of 30, Riemannian SGD at a constant 0.025 along
     /// the canonical-metric Stiefel gradient; SPDNet and SPDNetBN use the paper's 93 → 30 layout.

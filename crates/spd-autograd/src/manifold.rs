@@ -34,7 +34,7 @@ pub enum StiefelMetric {
     #[default]
     Embedded,
     /// The canonical metric: `G − W Gᵀ W`, the official SPDNetNAS optimiser's direction
-    /// (spec §8.3).
+    /// (`docs/fidelity.md`).
     Canonical,
 }
 

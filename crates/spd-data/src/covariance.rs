@@ -112,11 +112,11 @@ pub fn covariance(series: &[Vec<f64>], options: CovarianceOptions) -> Mat<f64> {
     c
 }
 
-/// Windowing of a complex signal (spec §11.1): column `t` of `F ∈ C^{w × T'}` is
+/// Windowing of a complex signal (`docs/data.md`): column `t` of `F ∈ C^{w × T'}` is
 /// `x[hop·t .. hop·t + w]`, `T' = ⌊(T − w)/hop⌋ + 1`; each row is centred over `t`, and the result
 /// is the real part of the Hermitian covariance `F̃ F̃ᴴ/(T' − 1)`, i.e. `(A Aᵀ + B Bᵀ)/(T' − 1)`
 /// with `A = Re F̃`, `B = Im F̃`. That real part is symmetric positive semi-definite; the official
-/// code instead fed `(Re C + Im C)/2`, which is not symmetric (spec D21). `None` when fewer than
+/// code instead fed `(Re C + Im C)/2`, which is not symmetric (D21 in `docs/fidelity.md`). `None` when fewer than
 /// two windows fit.
 pub fn windowed_covariance(signal: &[(f64, f64)], window: usize, hop: usize) -> Option<Mat<f64>> {
     if window == 0 || hop == 0 || signal.len() < window {

@@ -3,7 +3,7 @@
 //! Backward (Daleckii–Krein): for `L(F(X))` with upstream gradient `G = ∂L/∂F`,
 //! `∂L/∂X = U (K ∘ Uᵀ sym(G) U) Uᵀ`, where `K` is the Loewner matrix of divided differences
 //! `K_ij = (f(λ_i) − f(λ_j)) / (λ_i − λ_j)`, and `K_ij = f'(λ_i)` in the limit `λ_i = λ_j`.
-//! Unlike the SPDNetNAS reference code (spec D6), equal and near-equal eigenvalues get the
+//! Unlike the SPDNetNAS reference code (D6 in `docs/fidelity.md`), equal and near-equal eigenvalues get the
 //! limit `f'`, not 0, and the divided differences of log, exp, sqrt, inverse sqrt and powers use
 //! cancellation-free forms, so the gradient stays accurate for gaps down to machine precision.
 
@@ -67,7 +67,7 @@ pub struct Pow(pub f64);
 #[derive(Debug, Clone, Copy)]
 pub struct ReEig(pub f64);
 
-/// ReEig threshold of SPDNet and SPDNetNAS (spec §2.1).
+/// ReEig threshold of SPDNet and SPDNetNAS (the official code's 1e-4).
 pub const REEIG_EPSILON: f64 = 1e-4;
 
 impl Default for ReEig {
@@ -607,7 +607,7 @@ mod tests {
     }
 
     /// The official code's Loewner matrix: plain divided differences, with every entry of
-    /// exactly equal eigenvalues (including the diagonal) zeroed and `diag(f')` added (spec D6).
+    /// exactly equal eigenvalues (including the diagonal) zeroed and `diag(f')` added (D6 in `docs/fidelity.md`).
     fn official_backward<F: SpectralFn>(
         f: &F,
     ) -> impl Fn(&SymEig, MatRef<'_, f64>) -> Mat<f64> + '_ {

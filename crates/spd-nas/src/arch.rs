@@ -1,4 +1,4 @@
-//! Architecture parameters α (spec §6.2): one logit row per edge and cell type, kept in their
+//! Architecture parameters α: one logit row per edge and cell type, kept in their
 //! own [`ParamStore`] so that only the architecture optimiser moves them (fixing D3).
 
 use rand_distr::{Distribution, StandardNormal};

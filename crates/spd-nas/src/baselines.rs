@@ -42,7 +42,7 @@ pub struct SpdNetConfig {
 }
 
 impl SpdNetConfig {
-    /// Brooks et al.'s RADAR net: BiMap 20→16, ReEig, BiMap 16→8, LogEig, FC 64→3 (spec §6.3).
+    /// Brooks et al.'s RADAR net: BiMap 20→16, ReEig, BiMap 16→8, LogEig, FC 64→3 (`docs/fidelity.md`, Model sizes).
     pub fn radar(batch_norm: bool) -> Self {
         Self {
             dims: vec![20, 16, 8],
@@ -51,7 +51,7 @@ impl SpdNetConfig {
         }
     }
 
-    /// The HDM05 net: BiMap 93→30, LogEig, FC 900→117 (spec §6.3).
+    /// The HDM05 net: BiMap 93→30, LogEig, FC 900→117 (`docs/fidelity.md`, Model sizes).
     pub fn hdm05(batch_norm: bool) -> Self {
         Self {
             dims: vec![93, 30],

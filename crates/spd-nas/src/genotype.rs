@@ -1,4 +1,4 @@
-//! Genotypes: the discrete architecture derived from α (spec §9), JSON, Graphviz, and the
+//! Genotypes: the discrete architecture derived from α, JSON, Graphviz, and the
 //! published ones.
 
 use serde::{Deserialize, Serialize};
@@ -37,7 +37,7 @@ impl Genotype {
         self.normal.len() / 2
     }
 
-    /// Derivation (spec §9): for each node, the two incoming edges whose best non-`none`
+    /// Derivation: for each node, the two incoming edges whose best non-`none`
     /// weight is largest (ties keep the earlier edge), each with its best non-`none` op (first
     /// maximum). Names come from the list the edge uses, so a size-preserving edge of a
     /// reduction cell gets a normal op's name (no D16 ambiguity).
@@ -195,7 +195,7 @@ impl Genotype {
         s
     }
 
-    /// A published genotype by name: `radar_sparsemax`, `hdm05_sparsemax` (spec §9, the
+    /// A published genotype by name: `radar_sparsemax`, `hdm05_sparsemax` (the
     /// official `genotypes.py`; official-code naming of the reduced BiMaps).
     pub fn published(name: &str) -> Option<Genotype> {
         let e = |v: &[(&str, usize)]| v.iter().map(|(n, s)| (n.to_string(), *s)).collect();

@@ -1,4 +1,4 @@
-//! SPD networks made of cells (spec §6): the supernet, whose edges mix every candidate by a
+//! SPD networks made of cells: the supernet, whose edges mix every candidate by a
 //! weighted Fréchet mean, and the network derived from a genotype. All sizes follow from the
 //! configuration (input size, reduced sizes, classes), nothing is hard-coded (fixing D8).
 

@@ -10,7 +10,7 @@ use spd_autograd::optim::{Adam, Optimizer, Sgd};
 /// Euclidean weights, each on its own manifold).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum WeightOptimizer {
-    /// Riemannian SGD with the configured momentum: the paper's `MixOptimizer` (spec §8.3).
+    /// Riemannian SGD with the configured momentum: the paper's `MixOptimizer` (`docs/fidelity.md`).
     #[default]
     Sgd,
     /// Riemannian Adam (Bécigneul & Ganea 2019), `β = (0.9, 0.999)`, one second moment per

@@ -1,4 +1,4 @@
-//! The bilevel search (spec §8): per training batch, an architecture step on a validation
+//! The bilevel search: per training batch, an architecture step on a validation
 //! batch (Adam on α), then a network step (Riemannian SGD on the weights, clipped). The
 //! second-order architecture gradient uses a Riemannian virtual step and Riemannian
 //! finite-difference perturbations (fixing D4); α never enters the weight optimiser or the
@@ -6,7 +6,7 @@
 //! Beyond the paper (all off in its defaults): a warm-up of the weights with α frozen, a
 //! learning-rate schedule and an epoch budget (see [`crate::schedule`]), and a cap on the skip
 //! connections of a derived cell. The genotype is selected on the supernet's validation
-//! accuracy after each epoch (spec §8.4: the paper selects "based on the validation
+//! accuracy after each epoch (the paper selects "based on the validation
 //! performance") or taken from the last epoch.
 
 use std::collections::BTreeMap;
@@ -54,7 +54,7 @@ pub enum GenotypeSelection {
     Last,
 }
 
-/// Search hyper-parameters (spec §8.3–8.4 defaults; missing fields read as those).
+/// Search hyper-parameters (the paper's values, `docs/fidelity.md`; missing fields read as those).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct SearchConfig {
@@ -72,7 +72,7 @@ pub struct SearchConfig {
     #[serde(default)]
     pub optimizer: WeightOptimizer,
     /// The metric of the Riemannian gradient on the BiMap (Stiefel) weights, in the network
-    /// step and the virtual step: canonical in the paper (spec §8.3). A configuration without
+    /// step and the virtual step: canonical in the paper (`docs/fidelity.md`). A configuration without
     /// it was written before the choice existed and ran the embedded metric.
     #[serde(default)]
     pub stiefel_metric: StiefelMetric,

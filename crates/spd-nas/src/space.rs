@@ -1,4 +1,4 @@
-//! The search spaces of SPDNetNAS (spec §5): primitive names in the order that defines the
+//! The search spaces of SPDNetNAS: primitive names in the order that defines the
 //! columns of α and the indices of genotypes.
 
 use serde::{Deserialize, Serialize};
@@ -8,15 +8,15 @@ use crate::error::{NasError, Result};
 /// Which candidate list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum SpaceVersion {
-    /// `PRIMITIVES_SPDNet_v0`, used for every published result (spec §5.1).
+    /// `PRIMITIVES_SPDNet_v0`, used for every published result.
     #[default]
     V0,
-    /// `PRIMITIVES_SPDNet_v1` (spec §5.2), adapted to channel-preserving edges; see
+    /// `PRIMITIVES_SPDNet_v1` (the official code's legacy list), adapted to channel-preserving edges; see
     /// `docs/architecture.md`.
     V1,
 }
 
-/// How `BiMap_1_reduced` / `BiMap_2_reduced` are read (spec D1).
+/// How `BiMap_1_reduced` / `BiMap_2_reduced` are read (D1 in `docs/fidelity.md`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum Naming {
     /// Paper Table 1 (and the normal ops): `BiMap_1` = BiMap → BN → ReEig, `BiMap_2` = ReEig →
@@ -28,7 +28,7 @@ pub enum Naming {
     OfficialCode,
 }
 
-/// Where an edge sits, which decides its candidate list and the names it accepts (spec §6).
+/// Where an edge sits, which decides its candidate list and the names it accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EdgeKind {
     /// Any edge of a normal cell: normal ops at the cell's size.
@@ -36,7 +36,7 @@ pub enum EdgeKind {
     /// An edge of a reduction cell from one of its two inputs: reduced ops, `n_in → n_out`.
     ReductionInput,
     /// An edge of a reduction cell between intermediate nodes: normal ops at `n_out`, weighted by
-    /// an `α_reduce` row and printed with the reduced name of the same column (spec D16).
+    /// an `α_reduce` row and printed with the reduced name of the same column (D16 in `docs/fidelity.md`).
     ReductionInner,
 }
 
@@ -185,7 +185,7 @@ impl SearchSpace {
 
     /// The column of `name` in the list an edge uses. On an inner edge of a reduction cell a
     /// reduced name is mapped to the normal op of the same column, as the official derived-net
-    /// builder does (spec D16); a normal cell accepts normal names only.
+    /// builder does (D16 in `docs/fidelity.md`); a normal cell accepts normal names only.
     pub fn column(&self, name: &str, edge: EdgeKind) -> Result<usize> {
         let position = |list: &[Primitive]| list.iter().position(|p| p.name == name);
         let found = match edge {

@@ -1,4 +1,4 @@
-//! Training a fixed network (a derived architecture or a baseline) from scratch (spec §10):
+//! Training a fixed network (a derived architecture or a baseline) from scratch:
 //! Riemannian SGD (or Adam) with clipping and a learning-rate schedule, an epoch budget that
 //! guarantees a minimum number of optimiser steps on small training sets, evaluation on the
 //! validation part every epoch, selection of the epoch with the best validation accuracy (ties:
@@ -44,7 +44,7 @@ impl Classifier for crate::network::Network {
     }
 }
 
-/// Training hyper-parameters (paper defaults, spec §10; missing fields read as those).
+/// Training hyper-parameters (the paper's values, `docs/fidelity.md`; missing fields read as those).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct TrainConfig {
@@ -58,7 +58,7 @@ pub struct TrainConfig {
     #[serde(default)]
     pub optimizer: WeightOptimizer,
     /// The metric of the Riemannian gradient on the BiMap (Stiefel) weights: canonical in the
-    /// paper (spec §8.3). A configuration without it was written before the choice existed and
+    /// paper (`docs/fidelity.md`). A configuration without it was written before the choice existed and
     /// ran the embedded metric.
     #[serde(default)]
     pub stiefel_metric: StiefelMetric,

@@ -153,7 +153,7 @@ fn trainable(config: &NetworkConfig, name: &str) -> usize {
     store.trainable_values()
 }
 
-/// Our counts of the published derived networks, and the paper's (spec §6.3: RADAR 17,603
+/// Our counts of the published derived networks, and the paper's (`docs/fidelity.md`, Model sizes: RADAR 17,603
 /// trainable, HDM05 1,063,665) reconstructed term by term: the official derived nets use
 /// `stem_multiplier = 2`, so the preprocessing BiMaps of cell 0 (both) and cell 1 (`pre0`)
 /// carry a weight slice for a second input channel that never exists (D18). We build no dead

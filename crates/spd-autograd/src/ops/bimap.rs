@@ -13,7 +13,7 @@ use crate::tensor::Tensor;
 struct BiMapBackward;
 
 /// `Y_bo = sym(Σ_i W_oiᵀ X_bi W_oi)`; `x: [B, C_in, n, n]`, `w: [C_out, C_in, n, m]` →
-/// `[B, C_out, m, m]`. Every input channel must have its slice (no dead slices, spec D18).
+/// `[B, C_out, m, m]`. Every input channel must have its slice (no dead slices, D18 in `docs/fidelity.md`).
 pub fn bimap(g: &mut Graph, x: Var, w: Var) -> Result<Var> {
     let (xv, wv) = (g.value(x), g.value(w));
     let n = check_square("bimap", xv)?;

@@ -104,7 +104,7 @@ pub fn log_eig(g: &mut Graph, x: Var) -> Result<Var> {
     eig_fn(g, x, Log)
 }
 
-/// ExpEig: `exp S` (symmetric eigensolver, fixing spec D5).
+/// ExpEig: `exp S` (symmetric eigensolver, fixing D5 in `docs/fidelity.md`).
 pub fn exp_eig(g: &mut Graph, x: Var) -> Result<Var> {
     eig_fn(g, x, Exp)
 }

@@ -1,4 +1,4 @@
-//! Fréchet means on the tape (spec §4): the weighted Fréchet mean (wFM) of SPDNetNAS's mixed
+//! Fréchet means on the tape: the weighted Fréchet mean (wFM) of SPDNetNAS's mixed
 //! edges and the batch barycentre of Riemannian batch norm, both as `k` Karcher steps from the
 //! arithmetic mean:
 //!

@@ -12,7 +12,7 @@ use crate::tensor::Tensor;
 /// SGD with momentum and weight decay; Riemannian on manifold parameters:
 /// `ξ = grad_R(g + λx)`, `v ← μ·Γ(v) + ξ`, `x ← R_x(−η v)`, with `Γ` the vector transport.
 /// With `μ = 0` and [`StiefelMetric::Canonical`] this is the official SPDNetNAS
-/// `MixOptimizer`'s update (spec §8.3); the default embedded metric steps half as far on square
+/// `MixOptimizer`'s update (`docs/fidelity.md`); the default embedded metric steps half as far on square
 /// Stiefel weights.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Sgd {

@@ -278,7 +278,7 @@ impl Estimator for GenotypeClassifier {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum SpdNetLayout {
     /// The published layouts where the data has their shape (RADAR 20→16→8 with 3 classes,
-    /// HDM05 93→30 with 117 classes; spec §6.3), else the RADAR layout scaled to `n`
+    /// HDM05 93→30 with 117 classes; `docs/fidelity.md`, Model sizes), else the RADAR layout scaled to `n`
     /// (`n → ⌈4n/5⌉ → ⌈2n/5⌉`).
     #[default]
     Auto,
