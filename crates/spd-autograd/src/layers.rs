@@ -212,26 +212,182 @@ impl LinearLayer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gradcheck::{InputKind, check, config};
+    use crate::gradcheck::{InputKind, TOLERANCE, check, config};
     use proptest::prelude::*;
     use spd_linalg::random::seeded_rng;
+
+    /// `⟨C, BatchNormSpd::forward(x)⟩` in training mode with the bias parameter set to `bias`.
+    fn bn_loss(
+        bn: &BatchNormSpd,
+        store: &ParamStore,
+        x: &Tensor,
+        bias: &Tensor,
+        c: &Tensor,
+    ) -> f64 {
+        let mut store = store.clone();
+        store.get_mut(bn.bias).expect("registered").value = bias.clone();
+        let mut g = Graph::new();
+        let xv = g.constant(x.clone());
+        let y = bn
+            .forward(&mut g, &store, &mut ForwardCtx::train(), xv)
+            .expect("SPD inputs");
+        g.value(y).dot(c)
+    }
+
+    fn largest_condition(t: &Tensor) -> f64 {
+        (0..t.count())
+            .map(|k| {
+                let v = spd_linalg::eigvalsh(t.mat(k)).expect("SPD");
+                v[v.len() - 1] / v[0]
+            })
+            .fold(10.0, f64::max)
+    }
+
+    /// The finite-difference check of [`check`] for the bias *parameter*, which `check` cannot
+    /// reach (it differentiates leaves it creates, while `forward` reads the bias from the
+    /// store): the tape's `sym(∂L/∂B)` (reported under the parameter's id) against the
+    /// fourth-order central difference of `t ↦ L(B + tE)` along a random symmetric unit `E`
+    /// and along the gradient, with `check`'s step (`1e-3 λ_min(B)`) and tolerance
+    /// (`TOLERANCE ‖∂L/∂B‖` plus the rounding floor `1e2 ε κ (1 + |L|)/h`).
+    fn check_bias_gradient(
+        bn: &BatchNormSpd,
+        store: &ParamStore,
+        x: &Tensor,
+        seed: u64,
+    ) -> Result<(), TestCaseError> {
+        let bias = store.get(bn.bias).expect("registered").value.clone();
+        let mut g = Graph::new();
+        let xv = g.constant(x.clone());
+        let y = bn
+            .forward(&mut g, store, &mut ForwardCtx::train(), xv)
+            .expect("SPD inputs");
+        let c = InputKind::General
+            .sample(g.value(y).shape(), seed ^ 0xc0ffee)
+            .value;
+        let loss = crate::ops::arith::dot_const(&mut g, y, &c).expect("same shape");
+        let loss_value = g.value(loss).data()[0];
+        let grads = g.backward(loss).expect("backward");
+        let raw = grads
+            .param(bn.bias)
+            .ok_or_else(|| TestCaseError::fail("no gradient for the bias"))?;
+        let grad = Tensor::from_matrices(1, &[spd_linalg::symmetrize(raw.mat(0)).as_ref()])
+            .expect("one matrix");
+        prop_assert!(grad.is_finite());
+        let norm = grad.norm_sq().sqrt();
+        let h = 1e-3 * spd_linalg::eigvalsh(bias.mat(0)).expect("SPD")[0];
+        let kappa = largest_condition(x).max(largest_condition(&bias));
+        let floor = 1e2 * f64::EPSILON * kappa * (1.0 + loss_value.abs()) / h;
+        let fd = |dir: &Tensor| {
+            let at = |t: f64| {
+                let mut b = bias.clone();
+                b.axpy(t, dir);
+                bn_loss(bn, store, x, &b, &c)
+            };
+            (-at(2.0 * h) + 8.0 * at(h) - 8.0 * at(-h) + at(-2.0 * h)) / (12.0 * h)
+        };
+        let random = InputKind::Symmetric
+            .sample(bias.shape(), seed.wrapping_add(2))
+            .value;
+        let random = random.scaled(1.0 / random.norm_sq().sqrt());
+        let (f, a) = (fd(&random), grad.dot(&random));
+        prop_assert!(
+            (f - a).abs() <= TOLERANCE * norm + floor,
+            "bias, random direction: finite difference {f:e}, backward {a:e}, ‖grad‖ {norm:e}"
+        );
+        if norm > 0.0 {
+            let f = fd(&grad.scaled(1.0 / norm));
+            prop_assert!(
+                (f - norm).abs() <= TOLERANCE * norm + floor,
+                "bias, gradient direction: finite difference {f:e}, backward {norm:e}"
+            );
+        }
+        Ok(())
+    }
 
     proptest! {
         #![proptest_config(config())]
 
-        /// The whole batch-norm layer (training mode), in its input and in the SPD bias, with
-        /// the bias at the identity (repeated eigenvalues) or random.
+        /// Gradients of `BatchNormSpd::forward` itself (training mode: batch barycentre by
+        /// `karcher_steps` ∈ {1, 2} Karcher steps, whitening, SPD bias) in its input and in
+        /// its bias parameter, the bias at the identity (repeated eigenvalues) or random.
         #[test]
-        fn batch_norm_gradients(b in 1usize..4, c in 1usize..3, n in 1usize..6, identity_bias in any::<bool>(), seed in any::<u64>()) {
+        fn batch_norm_forward_gradients_in_input_and_bias(b in 1usize..4, c in 1usize..3, n in 1usize..6, steps in 1usize..=2, identity_bias in any::<bool>(), seed in any::<u64>()) {
+            let mut store = ParamStore::new();
+            let mut bn = BatchNormSpd::new(&mut store, "bn", n).unwrap();
+            bn.karcher_steps = steps;
+            if !identity_bias {
+                store.get_mut(bn.bias).unwrap().value = InputKind::Spd.sample([1, 1, n, n], seed ^ 2).value;
+            }
             let x = InputKind::Spd.sample([b, c, n, n], seed);
-            let bias = if identity_bias { crate::gradcheck::Input { value: Tensor::identities(1, 1, n), kind: InputKind::Spd } } else { InputKind::Spd.sample([1, 1, n, n], seed ^ 2) };
-            check(&[x, bias], |g, v| {
-                let mean = batch_barycenter(g, v[0], 1)?;
-                let w = crate::ops::eig::inv_sqrt_eig(g, mean)?;
-                let centred = congruence(g, w, v[0])?;
-                let sb = sqrt_eig(g, v[1])?;
-                congruence(g, sb, centred)
-            }, seed)?;
+            check_bias_gradient(&bn, &store, &x.value, seed)?;
+            check(&[x], |g, v| bn.forward(g, &store, &mut ForwardCtx::train(), v[0]), seed)?;
+        }
+    }
+
+    /// Training mode whitens by the `karcher_steps`-step Karcher barycentre of all `B·C`
+    /// matrices and records the running mean `I #_η G` towards it: for k = 1, 2, 3 the output
+    /// (bias `I`) is `G_k^{-1/2} X G_k^{-1/2}` and the recorded running mean `I #_{0.1} G_k`,
+    /// with `G_k` spd-linalg's Karcher flow from the arithmetic mean stopped after k full
+    /// steps (tolerance 0). Consecutive `G_k` differ by far more than the tolerance, so a
+    /// forward that ignored the field would fail. The two sides differ only in rounding (order
+    /// of sums, one EVD route or another): with κ ≤ 100 that is `≲ n ε κ ≈ 1e-13` relative
+    /// (4e-15 measured), and the steps move the mean by 3e-2 and 7e-3 relative.
+    #[test]
+    fn batch_norm_barycentre_takes_karcher_steps() {
+        let n = 4;
+        let mut rng = seeded_rng(17);
+        let mats: Vec<Mat<f64>> = (0..6)
+            .map(|_| spd_linalg::random::random_spd(n, &mut rng))
+            .collect();
+        let views: Vec<_> = mats.iter().map(|m| m.as_ref()).collect();
+        let x = Tensor::from_matrices(2, &views).unwrap();
+        let mut previous: Option<Mat<f64>> = None;
+        for k in 1..=3 {
+            let options = spd_linalg::KarcherOptions {
+                max_iterations: k,
+                tolerance: 0.0,
+                step: 1.0,
+            };
+            let reference = spd_linalg::karcher_mean(&views, None, options).unwrap();
+            assert_eq!(reference.iterations, k);
+            let mean = reference.mean;
+            let scale = mean.norm_l2();
+            if let Some(p) = &previous {
+                let step = (&mean - p).norm_l2();
+                assert!(
+                    step > 1e-6 * scale,
+                    "step {k} moved the mean by only {step:e}"
+                );
+            }
+            let mut store = ParamStore::new();
+            let mut bn = BatchNormSpd::new(&mut store, "bn", n).unwrap();
+            bn.karcher_steps = k;
+            let mut g = Graph::new();
+            let xv = g.constant(x.clone());
+            let mut ctx = ForwardCtx::train();
+            let y = bn.forward(&mut g, &store, &mut ctx, xv).unwrap();
+            let whitener = spd_linalg::inv_sqrtm(mean.as_ref()).unwrap();
+            for (i, m) in mats.iter().enumerate() {
+                let expected = spd_linalg::congruence(whitener.as_ref(), m.as_ref());
+                let diff = (g.value(y).mat(i).to_owned() - &expected).norm_l2();
+                assert!(
+                    diff <= 1e-12 * expected.norm_l2(),
+                    "k = {k}, matrix {i}: {diff:e}"
+                );
+            }
+            let running = spd_linalg::geodesic(
+                Mat::<f64>::identity(n, n).as_ref(),
+                mean.as_ref(),
+                bn.momentum,
+            )
+            .unwrap();
+            let recorded = ctx.buffer_updates[0].1.mat(0).to_owned();
+            let diff = (&recorded - &running).norm_l2();
+            assert!(
+                diff <= 1e-12 * running.norm_l2(),
+                "k = {k}, running mean: {diff:e}"
+            );
+            previous = Some(mean);
         }
     }
 

@@ -231,19 +231,16 @@ pub(crate) fn backward_batch(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::random::seeded_rng;
+    use crate::random::{SpectrumKind, seeded_rng};
     use crate::spectral::{Log, Pow};
     use crate::test_support::{Case, config, kind};
     use proptest::prelude::*;
 
-    fn batch_of(n: usize, count: usize, seed: u64) -> Vec<f64> {
+    /// `count` SPD matrices of size `n` with spectra of `kind`, matrix `k` from `seed + k`.
+    fn batch_of(n: usize, count: usize, kind: SpectrumKind, seed: u64) -> Vec<f64> {
         let mut data = Vec::with_capacity(count * n * n);
         for k in 0..count {
-            let c = Case::new(
-                n,
-                crate::random::SpectrumKind::WellSeparated,
-                seed + k as u64,
-            );
+            let c = Case::new(n, kind, seed.wrapping_add(k as u64));
             for j in 0..n {
                 for i in 0..n {
                     data.push(c.x[(i, j)]);
@@ -265,10 +262,11 @@ mod tests {
         #![proptest_config(config())]
 
         /// Batched results equal the single-matrix routines bit for bit, in input order, on
-        /// 1 and 2 threads.
+        /// 1 and 2 threads, for batches of every spectrum kind (repeated, near-repeated and
+        /// ill-conditioned spectra included).
         #[test]
-        fn batch_matches_single_matrices_bitwise(n in 1usize..=12, count in 0usize..=9, seed in any::<u64>(), _k in kind()) {
-            let data = batch_of(n, count, seed);
+        fn batch_matches_single_matrices_bitwise(n in 1usize..=12, count in 0usize..=9, seed in any::<u64>(), spectrum in kind()) {
+            let data = batch_of(n, count, spectrum, seed);
             let one = on_threads(1, || eigh_batch(&data, n).unwrap());
             let two = on_threads(2, || eigh_batch(&data, n).unwrap());
             let seq = eigh_batch_seq(&data, n).unwrap();
@@ -293,7 +291,7 @@ mod tests {
 
     #[test]
     fn reports_the_first_bad_matrix() {
-        let mut data = batch_of(3, 5, 1);
+        let mut data = batch_of(3, 5, SpectrumKind::WellSeparated, 1);
         data[2 * 9 + 4] = f64::NAN;
         data[4 * 9] = f64::NAN;
         match on_threads(2, || eigh_batch(&data, 3)) {

@@ -190,25 +190,66 @@ mod tests {
             }
         }
 
-        /// Gradients of all three; sparsemax is piecewise linear, so it is checked where no logit
-        /// is within 1e-2 of the threshold τ (the finite-difference step is 1e-4).
+        /// Gradients of softmax, sigmoid and the renormalised sigmoid (all smooth).
         #[test]
-        fn normalization_gradients(rows in 1usize..4, k in 1usize..8, seed in any::<u64>()) {
+        fn softmax_and_sigmoid_gradients(rows in 1usize..4, k in 1usize..8, seed in any::<u64>()) {
             let x = [InputKind::General.sample([1, 2, rows, k], seed)];
-            let mut near_kink = false;
-            for_each_row(&x[0].value, |_, z| {
-                let p = sparsemax_row(&z);
-                let (i, &pi) = p.iter().enumerate().find(|(_, v)| **v > 0.0).expect("a simplex point has support");
-                let tau = z[i] - pi;
-                near_kink |= z.iter().any(|v| (v - tau).abs() < 1e-2);
-            });
-            if !near_kink {
-                check(&x, |g, v| sparsemax(g, v[0]), seed)?;
-            }
             check(&x, |g, v| softmax(g, v[0]), seed)?;
             check(&x, |g, v| sigmoid(g, v[0]), seed)?;
             check(&x, |g, v| normalize_rows(g, v[0], Normalization::SigmoidSimplex), seed)?;
         }
+    }
+
+    /// Sparsemax gradients on Gaussian logits, skipping only the cases the finite difference
+    /// cannot check, and asserting those are rare.
+    ///
+    /// Sparsemax is piecewise linear, with kinks where a logit meets the threshold τ. The
+    /// check's stencil moves every entry by at most `2h` (a unit direction, steps `±h, ±2h`,
+    /// `h = 1e-4 max(1, max|z|)`: `gradcheck`'s step for general inputs), and τ — an average
+    /// of support logits minus a constant on each piece — by at most `2h` too. So a case
+    /// where every logit is more than `4h` from τ is linear on the whole stencil and checked
+    /// exactly; a case with a logit within `4h` may cross a kink and is skipped and counted.
+    /// (A margin of `1e-2`, 25 times wider than needed, used to skip 11.6 % of such cases.)
+    #[test]
+    fn sparsemax_gradients_away_from_kinks_with_rare_skips() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let (checked, skipped) = (AtomicUsize::new(0), AtomicUsize::new(0));
+        let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+            cases: 256,
+            ..config()
+        });
+        let result = runner.run(&(1usize..4, 1usize..8, any::<u64>()), |(rows, k, seed)| {
+            let x = [InputKind::General.sample([1, 2, rows, k], seed)];
+            let h = 1e-4 * x[0].value.data().iter().fold(1.0f64, |a, v| a.max(v.abs()));
+            let mut may_cross = false;
+            for_each_row(&x[0].value, |_, z| {
+                let p = sparsemax_row(&z);
+                let (i, &pi) = p
+                    .iter()
+                    .enumerate()
+                    .find(|(_, v)| **v > 0.0)
+                    .expect("a simplex point has support");
+                let tau = z[i] - pi;
+                may_cross |= z.iter().any(|v| (v - tau).abs() <= 4.0 * h);
+            });
+            if may_cross {
+                skipped.fetch_add(1, Ordering::Relaxed);
+                return Ok(());
+            }
+            checked.fetch_add(1, Ordering::Relaxed);
+            check(&x, |g, v| sparsemax(g, v[0]), seed)?;
+            Ok(())
+        });
+        if let Err(e) = result {
+            panic!("{e}");
+        }
+        let (checked, skipped) = (checked.into_inner(), skipped.into_inner());
+        let total = checked + skipped;
+        eprintln!("sparsemax gradients: {checked} checked, {skipped} of {total} skipped");
+        assert!(
+            20 * skipped <= total,
+            "{skipped} of {total} cases skipped (more than 5 %)"
+        );
     }
 
     #[test]
