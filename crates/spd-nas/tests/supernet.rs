@@ -219,3 +219,54 @@ fn second_order_gradient_matches_the_unrolled_objective() {
         assert!((fd - dot(&first, &dir)).abs() > 10.0 * (fd - norm).abs());
     }
 }
+
+/// Candidates whose sparsemax weight is exactly 0 are skipped, and so are their batch norms:
+/// with every normal-cell row one-hot on `BiMap_0_normal`, a training-mode forward records
+/// running-mean updates for that candidate on each normal edge and for no other candidate of
+/// those edges (`docs/architecture.md`, mixed edges, says why this is kept).
+#[test]
+fn skipped_candidates_keep_their_running_means() {
+    let config = NetworkConfig::paper(6, 3, 3);
+    let (net, store, mut arch) = supernet(&config, 5);
+    let names: Vec<&str> = config
+        .search_space()
+        .list(spd_nas::space::EdgeKind::Normal)
+        .iter()
+        .map(|p| p.name)
+        .collect();
+    let kept = names.iter().position(|n| *n == "BiMap_0_normal").unwrap();
+    for id in arch.normal.clone() {
+        let row = arch.store.get_mut(id).unwrap().value.data_mut();
+        row.fill(0.0);
+        row[kept] = 10.0;
+    }
+    assert!(arch.weights(false).iter().all(|w| w[kept] == 1.0));
+    let ev = evaluate(
+        &net,
+        &store,
+        Some(&arch),
+        (&data(6, 4, 1).0, &data(6, 4, 1).1),
+        Mode::Train,
+        Differentiate::Nothing,
+    )
+    .unwrap();
+    let updated: Vec<&str> = ev
+        .ctx
+        .buffer_updates
+        .iter()
+        .map(|(n, _)| n.as_str())
+        .collect();
+    for edge in 0..config.edges() {
+        let on_edge = |candidate: &str| format!("cell1.edge{edge}.{candidate}.bn.running_mean");
+        assert!(
+            updated.contains(&on_edge(names[kept]).as_str()),
+            "the active candidate of edge {edge} records no update: {updated:?}"
+        );
+        for (j, other) in names.iter().enumerate().filter(|&(j, _)| j != kept) {
+            assert!(
+                !updated.contains(&on_edge(other).as_str()),
+                "skipped candidate {j} ({other}) of edge {edge} moved its running mean"
+            );
+        }
+    }
+}
