@@ -46,6 +46,29 @@ pub fn pool_geometry(n_in: usize, n_out: usize) -> Result<Windows> {
     })
 }
 
+/// The partner of every channel in the v1 channel-pair ops ([`Op::ChannelPairs`]): channel `c`
+/// of `C` is paired with `(c + d) mod C`, where `d = offset mod C`, or `d = 1` when `C`
+/// divides `offset`.
+///
+/// The official code's legacy v1 ops reduce channels: `DiMap_1_normal` averages consecutive
+/// channels `(0,1), (2,3), …` and `DiMap_2_normal` channels two apart, `(0,2), (1,3), (4,6), …`.
+/// Our cells keep `C` channels on every edge, so each channel gets a partner, cyclically
+/// (`offset` 1 and 2). A plain cyclic rule would pair each channel with itself when `C` divides
+/// `offset` (`DiMap_2` at `C = 2`, where the official op has no channel 2 and fails): the mean
+/// of a matrix with itself, which reduces the op to BN → ReEig and gives `ω` no gradient. So
+/// the partner is then the next channel: at `C = 2` both DiMaps pair `c` with `1 − c` (two
+/// candidates of the same form with their own `ω` and BN); at `C = 3`, `DiMap_2` pairs `c` with
+/// `c − 1` and `DiMap_1` with `c + 1`. A single channel has no partner, and every pair op
+/// reduces to the mean of `X` with itself, `X`.
+pub fn pair_partners(channels: usize, offset: usize) -> Vec<usize> {
+    let c = channels.max(1);
+    let d = match offset % c {
+        0 => 1,
+        d => d,
+    };
+    (0..channels).map(|k| (k + d) % c).collect()
+}
+
 /// Values computed once per forward and shared by the edges that need them: `ReEig(x)` and
 /// `log(x)` of an edge input feed several candidates and several edges.
 #[derive(Default)]
@@ -147,10 +170,12 @@ pub enum Op {
         /// Second block.
         second: BiMapLayer,
     },
-    /// v1 channel-pair means: pairs `(c, c + offset mod C)`, weighted by `softmax(ω)` when a
-    /// weight is learnt, else unweighted; then BN, then ReEig if `reeig`.
+    /// v1 channel-pair means: output channel `c` is the Fréchet mean of the pair
+    /// `(X_c, X_{p(c)})` with `p` = [`pair_partners`]`(C, offset)`, weighted by `softmax(ω)`
+    /// when a weight is learnt, else unweighted; then BN, then ReEig if `reeig`.
     ChannelPairs {
-        /// Partner channel offset (1, or 2 for the dilated variant).
+        /// Partner channel offset (1, or 2 for the dilated variant); see [`pair_partners`] for
+        /// channel counts that `offset` divides.
         offset: usize,
         /// Learnt 2-vector `ω` (`[1, 1, 1, 2]`), if any.
         weights: Option<ParamId>,
@@ -290,7 +315,7 @@ impl Op {
             } => {
                 let h = if *pre_reeig { cache.reeig(g, x)? } else { x };
                 let h = bimap.forward(g, store, h)?;
-                let h = bn.forward(g, store, ctx, h)?;
+                let h = bn.forward_with_steps(g, store, ctx, h, steps)?;
                 if *post_reeig { reeig_default(g, h)? } else { h }
             }
             Op::WeightedPooling { omega, bn } => {
@@ -321,12 +346,12 @@ impl Op {
                     outs.push(weighted_frechet_mean(g, &inputs, row, steps)?);
                 }
                 let m = concat_channels(g, &outs)?;
-                bn.forward(g, store, ctx, m)?
+                bn.forward_with_steps(g, store, ctx, m, steps)?
             }
             Op::LogPool { windows, mode, bn } => {
                 let l = cache.log(g, x)?;
                 let e = log_pool_of_log(g, l, *windows, *mode)?;
-                bn.forward(g, store, ctx, e)?
+                bn.forward_with_steps(g, store, ctx, e, steps)?
             }
             Op::SkipReduced { first, second } => {
                 let a = first.forward(g, store, x)?;
@@ -340,8 +365,7 @@ impl Op {
                 reeig,
             } => {
                 let c = g.value(x).channels();
-                let partner =
-                    gather_channels(g, x, &(0..c).map(|k| (k + offset) % c).collect::<Vec<_>>())?;
+                let partner = gather_channels(g, x, &pair_partners(c, *offset))?;
                 let m = match weights {
                     None => frechet_mean(g, &[x, partner], steps)?,
                     Some(id) => {
@@ -350,7 +374,7 @@ impl Op {
                         weighted_frechet_mean(g, &[x, partner], w, steps)?
                     }
                 };
-                let h = bn.forward(g, store, ctx, m)?;
+                let h = bn.forward_with_steps(g, store, ctx, m, steps)?;
                 if *reeig { reeig_default(g, h)? } else { h }
             }
             Op::SkipPairs { bimap } => {
