@@ -144,11 +144,24 @@ impl BatchNormSpd {
         ctx: &mut ForwardCtx,
         x: Var,
     ) -> Result<Var> {
+        self.forward_with_steps(g, store, ctx, x, self.karcher_steps)
+    }
+
+    /// [`Self::forward`] with the batch barycentre taken by `karcher_steps` Karcher steps in
+    /// place of the layer's own count (a network whose Fréchet means share one setting).
+    pub fn forward_with_steps(
+        &self,
+        g: &mut Graph,
+        store: &ParamStore,
+        ctx: &mut ForwardCtx,
+        x: Var,
+        karcher_steps: usize,
+    ) -> Result<Var> {
         let running = store
             .buffer(&self.running_mean)
             .ok_or_else(|| crate::AutogradError::UnknownParameter(self.running_mean.clone()))?;
         let whitener = if ctx.training {
-            let mean = batch_barycenter(g, x, self.karcher_steps)?;
+            let mean = batch_barycenter(g, x, karcher_steps)?;
             let updated = SpdPoint::new(running.mat(0))
                 .and_then(|p| p.geodesic(g.value(mean).mat(0), self.momentum))
                 .op("batch norm running mean")?;

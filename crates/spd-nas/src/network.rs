@@ -40,16 +40,13 @@ impl Preprocess {
         })
     }
 
-    fn forward(
-        &self,
-        g: &mut Graph,
-        store: &ParamStore,
-        ctx: &mut ForwardCtx,
-        x: Var,
-    ) -> Result<Var> {
+    fn forward(&self, pass: &mut Pass, x: Var) -> Result<Var> {
+        let g = &mut *pass.g;
         let h = reeig_default(g, x)?;
-        let h = self.bimap.forward(g, store, h)?;
-        Ok(self.bn.forward(g, store, ctx, h)?)
+        let h = self.bimap.forward(g, pass.store, h)?;
+        Ok(self
+            .bn
+            .forward_with_steps(g, pass.store, pass.ctx, h, pass.settings.karcher_steps)?)
     }
 }
 
@@ -294,10 +291,6 @@ impl Network {
         x: Var,
     ) -> Result<Trace> {
         let mut weights: [Option<MixingWeights>; 2] = [None, None];
-        let h = self.stem.0.forward(g, store, x)?;
-        let h = self.stem.1.forward(g, store, ctx, h)?;
-        let (mut s0, mut s1) = (h, h);
-        let mut nodes = Vec::new();
         let mut pass = Pass {
             g,
             store,
@@ -305,9 +298,19 @@ impl Network {
             settings: &self.config.spec.ops,
             cache: OpCache::default(),
         };
+        let h = self.stem.0.forward(pass.g, store, x)?;
+        let h = self.stem.1.forward_with_steps(
+            pass.g,
+            store,
+            pass.ctx,
+            h,
+            pass.settings.karcher_steps,
+        )?;
+        let (mut s0, mut s1) = (h, h);
+        let mut nodes = Vec::new();
         for cell in &self.cells {
-            let a = cell.pre0.forward(pass.g, store, pass.ctx, s0)?;
-            let b = cell.pre1.forward(pass.g, store, pass.ctx, s1)?;
+            let a = cell.pre0.forward(&mut pass, s0)?;
+            let b = cell.pre1.forward(&mut pass, s1)?;
             let mut states = vec![a, b];
             for node in 0..cell.steps {
                 let mut incoming = Vec::new();

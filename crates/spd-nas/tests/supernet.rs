@@ -270,3 +270,36 @@ fn skipped_candidates_keep_their_running_means() {
         }
     }
 }
+
+/// The network's `karcher_steps` is the Karcher step count of its batch norms' barycentres too:
+/// the running-mean update the stem's batch norm records (its input, `BiMap(x)`, does not depend
+/// on the setting) changes from 1 to 2 steps, and so does every other batch norm's; the same
+/// setting twice records the same bits.
+#[test]
+fn network_karcher_steps_reach_every_batch_norm() {
+    let updates = |steps: usize| {
+        let mut config = NetworkConfig::paper(6, 3, 3);
+        config.spec.ops.karcher_steps = steps;
+        let (net, store, arch) = supernet(&config, 5);
+        let (x, y) = data(6, 4, 1);
+        evaluate(
+            &net,
+            &store,
+            Some(&arch),
+            (&x, &y),
+            Mode::Train,
+            Differentiate::Nothing,
+        )
+        .unwrap()
+        .ctx
+        .buffer_updates
+    };
+    let (one, two) = (updates(1), updates(2));
+    assert_eq!(one, updates(1));
+    assert_eq!(one.len(), two.len());
+    assert!(one.iter().any(|(name, _)| name == "stem.bn.running_mean"));
+    for ((name, a), (other, b)) in one.iter().zip(&two) {
+        assert_eq!(name, other);
+        assert_ne!(a, b, "{name} does not depend on karcher_steps");
+    }
+}
