@@ -37,6 +37,7 @@ fn flag_of(field: &str) -> Option<&'static str> {
     Some(match field {
         "search.epochs" => "--search-epochs",
         "train.epochs" => "--train-epochs",
+        "train.weight_decay" => "--weight-decay",
         "search.lr" | "train.lr" => "--lr",
         "search.warmup" => "--warmup",
         "network.ops.karcher_steps" => "--karcher-steps",

@@ -38,6 +38,9 @@ pub struct Overrides {
     pub search_min_steps: Option<usize>,
     /// Early-stopping patience in epochs (`--patience`).
     pub patience: Option<usize>,
+    /// L2 decay of the trained network's Euclidean weights (`--weight-decay`).
+    #[serde(default)]
+    pub weight_decay: Option<f64>,
     /// Fraction of search epochs with α frozen (`--warmup`).
     pub warmup: Option<f64>,
     /// A whole number or `none` (`--max-skips`).
@@ -139,6 +142,9 @@ impl Overrides {
         }
         if let Some(p) = self.patience {
             c.train.patience = Some(p);
+        }
+        if let Some(w) = self.weight_decay {
+            c.train.weight_decay = w;
         }
         if let Some(w) = self.warmup {
             c.search.warmup = w;

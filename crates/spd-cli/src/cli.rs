@@ -303,6 +303,9 @@ struct ScheduleArgs {
     /// Stop training after this many epochs without a better validation result.
     #[arg(long)]
     patience: Option<usize>,
+    /// L2 decay of the trained network's Euclidean weights (the classifier; 0: none).
+    #[arg(long, value_name = "LAMBDA")]
+    weight_decay: Option<f64>,
     /// Fraction of the search epochs in which only the weights train (α frozen).
     #[arg(long, value_name = "FRACTION")]
     warmup: Option<f64>,
@@ -602,6 +605,7 @@ impl ScheduleArgs {
             min_steps: self.min_steps,
             search_min_steps: self.search_min_steps,
             patience: self.patience,
+            weight_decay: self.weight_decay,
             warmup: self.warmup,
             max_skips: self.max_skips.clone(),
             selection: name(self.selection),

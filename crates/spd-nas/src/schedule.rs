@@ -20,15 +20,27 @@ pub enum WeightOptimizer {
 
 impl WeightOptimizer {
     /// The optimiser with learning rate `lr` (and `momentum`, used by SGD only), stepping
-    /// along the gradient of `metric` on Stiefel weights.
-    pub fn build(self, lr: f64, momentum: f64, metric: StiefelMetric) -> Optimizer {
+    /// along the gradient of `metric` on Stiefel weights, with coupled L2 decay `weight_decay`
+    /// of the Euclidean weights.
+    pub fn build(
+        self,
+        lr: f64,
+        momentum: f64,
+        metric: StiefelMetric,
+        weight_decay: f64,
+    ) -> Optimizer {
         match self {
             WeightOptimizer::Sgd => Optimizer::Sgd(
                 Sgd::new(lr)
                     .with_momentum(momentum)
-                    .with_stiefel_metric(metric),
+                    .with_stiefel_metric(metric)
+                    .with_weight_decay(weight_decay),
             ),
-            WeightOptimizer::Adam => Optimizer::Adam(Adam::new(lr).with_stiefel_metric(metric)),
+            WeightOptimizer::Adam => Optimizer::Adam(
+                Adam::new(lr)
+                    .with_stiefel_metric(metric)
+                    .with_weight_decay(weight_decay),
+            ),
         }
     }
 }

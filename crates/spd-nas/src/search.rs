@@ -537,7 +537,7 @@ impl Search {
     ) -> Self {
         let weight_opt = config
             .optimizer
-            .build(config.lr, config.momentum, config.stiefel_metric);
+            .build(config.lr, config.momentum, config.stiefel_metric, 0.0);
         let arch_opt = Adam::new(config.arch_lr)
             .with_betas(config.arch_betas.0, config.arch_betas.1)
             .with_weight_decay(config.arch_weight_decay);

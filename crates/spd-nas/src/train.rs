@@ -71,6 +71,9 @@ pub struct TrainConfig {
     pub lr: f64,
     /// Momentum (0 in the official code).
     pub momentum: f64,
+    /// Coupled L2 decay `λ` of the Euclidean weights (the classifier; 0 in the paper).
+    #[serde(default)]
+    pub weight_decay: f64,
     /// Global gradient-norm clip (5).
     pub grad_clip: f64,
     /// Stop after this many epochs without a better validation result (accuracy, then loss).
@@ -90,6 +93,7 @@ impl Default for TrainConfig {
             batch_size: 30,
             lr: 0.025,
             momentum: 0.0,
+            weight_decay: 0.0,
             grad_clip: 5.0,
             patience: None,
             seed: 0,
@@ -111,6 +115,12 @@ impl TrainConfig {
             "train.lr",
             self.lr,
             "must be positive",
+        )?;
+        ensure(
+            self.weight_decay.is_finite() && self.weight_decay >= 0.0,
+            "train.weight_decay",
+            self.weight_decay,
+            "must be at least 0",
         )?;
         ensure(
             self.batch_size > 0,
@@ -182,7 +192,12 @@ impl TrainState {
             weights,
             optimizer: config
                 .optimizer
-                .build(config.lr, config.momentum, config.stiefel_metric),
+                .build(
+                    config.lr,
+                    config.momentum,
+                    config.stiefel_metric,
+                    config.weight_decay,
+                ),
             best: None,
             history: Vec::new(),
         }

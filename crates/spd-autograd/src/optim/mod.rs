@@ -89,10 +89,12 @@ impl Optimizer {
     }
 }
 
-/// `egrad + λ·x`: coupled L2 weight decay.
+/// `egrad + λ·x`: coupled L2 weight decay, on Euclidean parameters only (on a Stiefel weight
+/// the term is normal to the manifold and projects to 0; on an SPD one it would pull towards the
+/// zero matrix, off the manifold).
 fn decayed(p: &Param, g: &Tensor, weight_decay: f64) -> Tensor {
     let mut g = g.clone();
-    if weight_decay != 0.0 {
+    if weight_decay != 0.0 && p.manifold == crate::Manifold::Euclidean {
         g.axpy(weight_decay, &p.value);
     }
     g

@@ -228,3 +228,77 @@ fn frozen_parameters_do_not_move() {
     Sgd::new(0.1).step(&mut store, &grads).unwrap();
     assert_eq!(store.get(w).unwrap().value, before);
 }
+
+/// Weight decay acts on Euclidean parameters only: an SGD or Adam step with decay moves an SPD
+/// and a Stiefel parameter exactly as the step without it, and a Euclidean one differently.
+#[test]
+fn weight_decay_moves_euclidean_parameters_only() {
+    let mut rng = seeded_rng(9);
+    let mut store = ParamStore::new();
+    let spd = random_spd(3, &mut rng);
+    let st = random_stiefel(4, 2, &mut rng);
+    let ids = [
+        store
+            .add(
+                "spd",
+                Manifold::Spd,
+                Tensor::from_matrices(1, &[spd.as_ref()]).unwrap(),
+            )
+            .unwrap(),
+        store
+            .add(
+                "st",
+                Manifold::Stiefel,
+                Tensor::from_matrices(1, &[st.as_ref()]).unwrap(),
+            )
+            .unwrap(),
+        store
+            .add(
+                "e",
+                Manifold::Euclidean,
+                Tensor::from_vec([1, 1, 1, 3], vec![0.5, -1.0, 2.0]).unwrap(),
+            )
+            .unwrap(),
+    ];
+    let mut g = Graph::new();
+    let mut loss = None;
+    for id in ids {
+        let v = g.param(&store, id).unwrap();
+        let c = g.value(v).scaled(0.3);
+        let l = dot_const(&mut g, v, &c).unwrap();
+        loss = Some(match loss {
+            None => l,
+            Some(s) => lincomb(&mut g, s, 1.0, l, 1.0).unwrap(),
+        });
+    }
+    let grads = g.backward(loss.unwrap()).unwrap();
+    let stepped = |decay: f64, adam: bool| {
+        let mut s = store.clone();
+        if adam {
+            Adam::new(0.01)
+                .with_weight_decay(decay)
+                .step(&mut s, &grads)
+                .unwrap();
+        } else {
+            Sgd::new(0.01)
+                .with_weight_decay(decay)
+                .step(&mut s, &grads)
+                .unwrap();
+        }
+        s
+    };
+    for adam in [false, true] {
+        let (plain, decayed) = (stepped(0.0, adam), stepped(0.5, adam));
+        for id in &ids[..2] {
+            assert_eq!(
+                plain.get(*id).unwrap().value,
+                decayed.get(*id).unwrap().value
+            );
+        }
+        assert_ne!(
+            plain.get(ids[2]).unwrap().value,
+            decayed.get(ids[2]).unwrap().value,
+            "adam {adam}: decay did not move the Euclidean parameter"
+        );
+    }
+}
