@@ -22,6 +22,7 @@ _OVERRIDES = (
     "min_steps",
     "search_min_steps",
     "patience",
+    "weight_decay",
     "warmup",
     "max_skips",
     "selection",
@@ -173,6 +174,7 @@ class SPDNetNASClassifier(_SPDNetwork):
         min_steps=None,
         search_min_steps=None,
         patience=None,
+        weight_decay=None,
         warmup=None,
         max_skips=None,
         selection=None,
@@ -200,6 +202,7 @@ class SPDNetNASClassifier(_SPDNetwork):
         self.min_steps = min_steps
         self.search_min_steps = search_min_steps
         self.patience = patience
+        self.weight_decay = weight_decay
         self.warmup = warmup
         self.max_skips = max_skips
         self.selection = selection
@@ -233,6 +236,7 @@ class SPDNetClassifier(_SPDNetwork):
         schedule=None,
         min_steps=None,
         patience=None,
+        weight_decay=None,
         val_fraction=None,
         seed=0,
         n_threads=None,
@@ -246,6 +250,7 @@ class SPDNetClassifier(_SPDNetwork):
         self.schedule = schedule
         self.min_steps = min_steps
         self.patience = patience
+        self.weight_decay = weight_decay
         self.val_fraction = val_fraction
         self.seed = seed
         self.n_threads = n_threads
