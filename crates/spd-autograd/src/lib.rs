@@ -15,6 +15,7 @@
 //! [`on_worker`] runs a step on the pool so those loops do not wake the caller each time.
 
 mod error;
+pub mod euclid;
 pub mod gradcheck;
 mod graph;
 pub mod layers;

@@ -1,16 +1,21 @@
 //! Differentiable ops. Each file holds one family: its forward (a function that records a node
 //! on the [`Graph`](crate::Graph)), its backward rule, and its finite-difference tests.
 
+pub mod activation;
 pub mod arith;
+pub mod batchnorm2d;
 pub mod bimap;
 pub mod concat;
 pub mod congruence;
+pub mod conv;
 pub mod eig;
 pub mod flatten;
 pub mod frechet;
+pub mod image_pool;
 pub mod linear;
 pub mod loss;
 pub mod pool;
+pub mod shift;
 pub mod simplex;
 
 use faer::MatMut;
