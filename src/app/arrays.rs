@@ -116,7 +116,12 @@ pub fn model_scores(model: &SavedModel, data: &Dataset, proba: bool) -> Result<V
             data.n()
         )));
     }
-    debug_assert_eq!(classes, model.class_names.len());
+    if classes != model.class_names.len() {
+        return Err(AppError::Input(format!(
+            "the model file's network has {classes} outputs but {} class names",
+            model.class_names.len()
+        )));
+    }
     let indices: Vec<usize> = (0..data.len()).collect();
     let logits = model.load()?.decision_function(data, &indices)?;
     Ok(if proba {
@@ -127,4 +132,32 @@ pub fn model_scores(model: &SavedModel, data: &Dataset, proba: bool) -> Result<V
     } else {
         logits
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use spd_data::Validation;
+
+    /// A model file whose class names do not match its network's outputs is refused with a
+    /// message, not scored.
+    #[test]
+    fn a_model_with_fewer_class_names_than_outputs_is_refused() {
+        let text = include_str!("../../crates/spd-nas/tests/data/model-v1.json");
+        let mut model = SavedModel::from_json(text).unwrap();
+        let identity: Vec<f64> = (0..16).map(|k| f64::from(u8::from(k % 5 == 0))).collect();
+        let data = Dataset::new(
+            4,
+            identity,
+            vec![0],
+            vec!["a".into()],
+            "test",
+            &Validation::default(),
+        )
+        .unwrap();
+        assert_eq!(model_scores(&model, &data, false).unwrap()[0].len(), 3);
+        model.class_names.pop();
+        let err = model_scores(&model, &data, false).unwrap_err().to_string();
+        assert!(err.contains("3 outputs but 2 class names"), "{err}");
+    }
 }

@@ -105,8 +105,12 @@ pub fn lr_at(schedule: LrSchedule, lr: f64, epoch: usize, epochs: usize) -> f64 
 /// The epochs a run makes on `train_len` training samples: at least `epochs`, and at least
 /// enough for `min_steps` optimiser steps of `batch_size` (`⌈min_steps / ⌈train_len / batch⌉⌉`).
 pub fn epoch_budget(epochs: usize, min_steps: usize, train_len: usize, batch_size: usize) -> usize {
-    let per_epoch = train_len.div_ceil(batch_size.max(1)).max(1);
-    epochs.max(min_steps.div_ceil(per_epoch))
+    epochs.max(min_steps.div_ceil(steps_per_epoch(train_len, batch_size).max(1)))
+}
+
+/// Optimiser steps of an epoch over `train_len` samples: `⌈train_len / batch_size⌉`.
+pub fn steps_per_epoch(train_len: usize, batch_size: usize) -> usize {
+    train_len.div_ceil(batch_size.max(1))
 }
 
 #[cfg(test)]

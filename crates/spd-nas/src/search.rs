@@ -28,7 +28,8 @@ use crate::network::Network;
 use crate::network_config::NetworkConfig;
 use crate::runner::{EpochLoop, log_value};
 use crate::schedule::{
-    LrSchedule, WeightOptimizer, better_validation, epoch_budget, lr_at, warmup_epochs,
+    LrSchedule, WeightOptimizer, better_validation, epoch_budget, lr_at, steps_per_epoch,
+    warmup_epochs,
 };
 use crate::seeds;
 
@@ -535,9 +536,10 @@ impl Search {
         arch: ArchParams,
         config: SearchConfig,
     ) -> Self {
-        let weight_opt = config
-            .optimizer
-            .build(config.lr, config.momentum, config.stiefel_metric, 0.0);
+        let weight_opt =
+            config
+                .optimizer
+                .build(config.lr, config.momentum, config.stiefel_metric, 0.0);
         let arch_opt = Adam::new(config.arch_lr)
             .with_betas(config.arch_betas.0, config.arch_betas.1)
             .with_weight_decay(config.arch_weight_decay);
@@ -758,7 +760,7 @@ impl EpochLoop for Search {
     }
 
     fn batches(&self, split: &Split) -> usize {
-        split.train.len().div_ceil(self.config.batch_size.max(1))
+        steps_per_epoch(split.train.len(), self.config.batch_size)
     }
 
     fn finished(&self, split: &Split) -> bool {

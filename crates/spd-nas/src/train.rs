@@ -16,7 +16,9 @@ use spd_data::split::{Split, epoch_batches};
 
 use crate::error::{NasError, Result, ensure};
 use crate::runner::{EpochLoop, log_value};
-use crate::schedule::{LrSchedule, WeightOptimizer, better_validation, epoch_budget, lr_at};
+use crate::schedule::{
+    LrSchedule, WeightOptimizer, better_validation, epoch_budget, lr_at, steps_per_epoch,
+};
 use crate::search::batch;
 
 /// A model mapping `[B, 1, n, n]` inputs to logits (`Sync`, so training runs on rayon's
@@ -190,14 +192,12 @@ impl TrainState {
         Self {
             epoch: 0,
             weights,
-            optimizer: config
-                .optimizer
-                .build(
-                    config.lr,
-                    config.momentum,
-                    config.stiefel_metric,
-                    config.weight_decay,
-                ),
+            optimizer: config.optimizer.build(
+                config.lr,
+                config.momentum,
+                config.stiefel_metric,
+                config.weight_decay,
+            ),
             best: None,
             history: Vec::new(),
         }
@@ -397,7 +397,7 @@ impl EpochLoop for Training<'_> {
     }
 
     fn batches(&self, split: &Split) -> usize {
-        split.train.len().div_ceil(self.config.batch_size.max(1))
+        steps_per_epoch(split.train.len(), self.config.batch_size)
     }
 
     fn finished(&self, split: &Split) -> bool {
