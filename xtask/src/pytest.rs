@@ -61,6 +61,19 @@ pub fn build_wheel(venv: &Path) -> Result<PathBuf, String> {
         .ok_or_else(|| "maturin wrote no wheel".to_string())
 }
 
+/// `python -m pip install --quiet` in `venv`, to be given what to install.
+fn pip_install(venv: &Path) -> Command {
+    let mut pip = Command::new(venv_bin(venv, "python"));
+    pip.args([
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+    ]);
+    pip
+}
+
 /// A virtual environment under `target/py-venv` with the test packages.
 pub fn environment() -> Result<PathBuf, String> {
     let venv = workspace_root().join("target/py-venv");
@@ -72,15 +85,7 @@ pub fn environment() -> Result<PathBuf, String> {
     }
     run(
         "installing the Python test packages",
-        Command::new(venv_bin(&venv, "python"))
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-            ])
-            .args(TEST_PACKAGES),
+        pip_install(&venv).args(TEST_PACKAGES),
     )?;
     Ok(venv)
 }
@@ -96,16 +101,8 @@ pub fn run_all() -> Result<(), String> {
     let wheel = build_wheel(&venv)?;
     run(
         "installing the wheel",
-        Command::new(venv_bin(&venv, "python"))
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                "--force-reinstall",
-                "--no-deps",
-            ])
+        pip_install(&venv)
+            .args(["--force-reinstall", "--no-deps"])
             .arg(&wheel),
     )?;
     let root = workspace_root();
