@@ -109,7 +109,8 @@ def test_a_pyriemann_pipeline_on_multichannel_series_cross_validates_on_two_jobs
         pyriemann.estimation.Covariances("oas"), spdnas.SPDNetClassifier(**FAST)
     )
     scores = cross_val_score(pipe, np.array(series), np.array(labels), cv=3, n_jobs=2)
-    assert scores.shape == (3,) and np.all((0 <= scores) & (scores <= 1))
+    # the two classes differ by a strong coupling of neighbouring channels: separable
+    assert scores.shape == (3,) and scores.mean() >= 0.9, scores
 
 
 def grid_search():
@@ -201,12 +202,14 @@ def test_ctrl_c_stops_a_fit_at_an_epoch_boundary_with_keyboard_interrupt():
     assert time.monotonic() - start < 60
 
 
-def test_basicmotions_loads_with_the_archives_split_and_feeds_a_pyriemann_pipeline():
+def test_basicmotions_loads_with_the_archives_split_and_a_pyriemann_pipeline_learns_it():
     pyriemann = pytest.importorskip("pyriemann")
     X_train, y_train, X_test, y_test = spdnas.datasets.load_basicmotions()
     assert X_train.shape == (40, 6, 100) and X_test.shape == (40, 6, 100)
     assert sorted(set(y_train)) == sorted(set(y_test)) and len(set(y_train)) == 4
+    # default schedule (the quick preset's 1,500 steps; a few seconds on 6×6): pyRiemann's MDM
+    # scores 0.95 on this split
     pipe = make_pipeline(
-        pyriemann.estimation.Covariances("lwf"), spdnas.SPDNetBNClassifier(**FAST)
+        pyriemann.estimation.Covariances("lwf"), spdnas.SPDNetBNClassifier(seed=0)
     )
-    assert 0.0 <= pipe.fit(X_train, y_train).score(X_test, y_test) <= 1.0
+    assert pipe.fit(X_train, y_train).score(X_test, y_test) >= 0.9
