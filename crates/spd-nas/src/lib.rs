@@ -14,6 +14,7 @@
 
 pub mod arch;
 pub mod baselines;
+pub mod darts;
 mod error;
 pub mod estimator;
 pub mod genotype;

@@ -76,7 +76,7 @@ pub(crate) fn train_network(
     }))
 }
 
-/// A network trained by [`train_network`]: the model, what a model file rebuilds it from, and
+/// A trained network: the model, what a model file rebuilds it from, and
 /// its training.
 #[derive(Debug, Clone)]
 pub struct FittedNetwork<M> {
