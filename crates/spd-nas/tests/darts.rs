@@ -324,7 +324,7 @@ fn darts_derivation_keeps_the_two_strongest_edges_per_node_by_best_non_none_op()
     set_row(&mut arch, false, edge_row(3, 2), one(2, 3.0));
     set_row(&mut arch, false, edge_row(3, 4), one(7, 4.0));
     let config = DartsConfig::small(6, 3);
-    let gt = DartsGenotype::derive(&arch, &config);
+    let gt = DartsGenotype::derive(&arch, &config).unwrap();
     use Primitive::*;
     assert_eq!(
         gt.normal,
@@ -383,7 +383,7 @@ fn fairdarts_derivation_keeps_ops_above_threshold_and_the_strongest_for_an_empty
     set_row(&mut arch, false, edge_row(2, 3), with(&[(1, 1.8)]));
     set_row(&mut arch, false, edge_row(3, 0), with(&[(0, 5.0)]));
     let config = DartsConfig::small(6, 3).fair();
-    let gt = DartsGenotype::derive(&arch, &config);
+    let gt = DartsGenotype::derive(&arch, &config).unwrap();
     use Primitive::*;
     assert_eq!(
         gt.normal,
@@ -561,5 +561,30 @@ fn invalid_layouts_are_rejected() {
         assert!(bad.check().is_err(), "{bad:?}");
         let mut store = ParamStore::new();
         assert!(DartsNetwork::supernet(&bad, &mut store, &mut seeded_rng(0)).is_err());
+    }
+}
+
+/// α that does not belong to the configuration (another mixing, too few rows) is refused with
+/// an error by the derivation and by the supernet's forward, never used or indexed past.
+#[test]
+fn alpha_of_another_configuration_is_refused() {
+    let config = DartsConfig::small(6, 3);
+    let mut rng = seeded_rng(4);
+    let mut store = ParamStore::new();
+    let net = DartsNetwork::supernet(&config, &mut store, &mut rng).unwrap();
+    let sigmoid = DartsNetwork::arch_params(&config.clone().fair(), &mut rng).unwrap();
+    let short = ArchParams::new(3, 8, Normalization::Softmax, &mut rng).unwrap();
+    for (arch, says) in [(&sigmoid, "mixed by"), (&short, "rows of 8")] {
+        let err = DartsGenotype::derive(arch, &config)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(says), "{err}");
+        let mut g = Graph::new();
+        let xv = g.constant(spd_batch(2, 6, 1));
+        let err = net
+            .forward_spd(&mut g, &store, Some(arch), &mut ForwardCtx::train(), xv)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(says), "{err}");
     }
 }

@@ -3,8 +3,10 @@
 use serde::{Deserialize, Serialize};
 use spd_autograd::ops::simplex::Normalization;
 
+use super::Primitive;
 use super::{FAIR_THRESHOLD, ZERO_ONE_WEIGHT};
-use crate::error::{Result, ensure};
+use crate::arch::ArchParams;
+use crate::error::{NasError, Result, ensure};
 
 /// How a supernet edge weighs its candidates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,6 +54,30 @@ pub struct DartsConfig {
 }
 
 impl DartsConfig {
+    /// Checks that `arch` is α of a supernet of this configuration: mixed by this mixing, one
+    /// row of [`Primitive::ALL`]`.len()` logits per edge of each cell type.
+    pub fn check_arch(&self, arch: &ArchParams) -> Result<()> {
+        if arch.normalization != self.mixing.normalization() {
+            return Err(NasError::Config(format!(
+                "α is mixed by {:?} but the configuration by {:?}",
+                arch.normalization, self.mixing
+            )));
+        }
+        let width = Primitive::ALL.len();
+        for reduce in [false, true] {
+            let rows = arch.logits(reduce);
+            if rows.len() != self.edges() || rows.iter().any(|r| r.len() != width) {
+                return Err(NasError::Config(format!(
+                    "α needs {} rows of {width} per cell type, not {} of {:?}",
+                    self.edges(),
+                    rows.len(),
+                    rows.iter().map(Vec::len).collect::<Vec<_>>()
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// A layout that searches in minutes on two cores: `C = 8`, 3 cells (normal, reduction,
     /// reduction), 4 nodes, stem 24 channels, DARTS mixing.
     pub fn small(input_size: usize, classes: usize) -> Self {

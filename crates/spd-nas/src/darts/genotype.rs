@@ -56,12 +56,14 @@ impl DartsGenotype {
     }
 
     /// Derivation by the rule of `config.mixing`: [`DartsGenotype::derive_top2`] (DARTS) or
-    /// [`DartsGenotype::derive_threshold`] with `config.threshold` (FairDARTS).
-    pub fn derive(arch: &ArchParams, config: &DartsConfig) -> Self {
-        match config.mixing {
+    /// [`DartsGenotype::derive_threshold`] with `config.threshold` (FairDARTS); an error when
+    /// `arch` is not α of that configuration ([`DartsConfig::check_arch`]).
+    pub fn derive(arch: &ArchParams, config: &DartsConfig) -> Result<Self> {
+        config.check_arch(arch)?;
+        Ok(match config.mixing {
             DartsMixing::Softmax => Self::derive_top2(arch, config.steps),
             DartsMixing::Sigmoid => Self::derive_threshold(arch, config.steps, config.threshold),
-        }
+        })
     }
 
     /// DARTS's rule (`Network.genotype` of DARTS's `model_search.py`): for each node, the two

@@ -281,6 +281,7 @@ impl DartsNetwork {
                                         "a DARTS supernet needs architecture parameters".into(),
                                     )
                                 })?;
+                                self.config.check_arch(arch)?;
                                 *slot = Some(arch.weight_vars(g, cell.reduction)?);
                             }
                             let w = slot.as_ref().expect("just set")[*row];
