@@ -156,43 +156,13 @@ impl Genotype {
 
     /// Graphviz DOT of both cells (`dot -Tsvg` renders it).
     pub fn to_dot(&self) -> String {
-        let mut s =
-            String::from("digraph genotype {\n  rankdir=LR;\n  node [shape=box, style=rounded];\n");
-        for (tag, reduction) in [("normal", false), ("reduce", true)] {
-            s.push_str(&format!(
-                "  subgraph cluster_{tag} {{\n    label=\"{tag} cell\";\n"
-            ));
-            let node = |i: usize| match i {
-                0 => format!("{tag}_c_k_2"),
-                1 => format!("{tag}_c_k_1"),
-                j => format!("{tag}_n{}", j - 2),
-            };
-            s.push_str(&format!(
-                "    {} [label=\"c_{{k-2}}\"];\n    {} [label=\"c_{{k-1}}\"];\n",
-                node(0),
-                node(1)
-            ));
-            for j in 0..self.steps() {
-                s.push_str(&format!(
-                    "    {} [label=\"{j}\", shape=circle];\n",
-                    node(2 + j)
-                ));
-            }
-            s.push_str(&format!("    {tag}_out [label=\"c_{{k}}\"];\n"));
-            for (i, (name, source)) in self.cell(reduction).iter().enumerate() {
-                s.push_str(&format!(
-                    "    {} -> {} [label=\"{name}\"];\n",
-                    node(*source),
-                    node(2 + i / 2)
-                ));
-            }
-            for j in 0..self.steps() {
-                s.push_str(&format!("    {} -> {tag}_out;\n", node(2 + j)));
-            }
-            s.push_str("  }\n");
-        }
-        s.push_str("}\n");
-        s
+        cells_to_dot("genotype", self.steps(), |reduction| {
+            self.cell(reduction)
+                .iter()
+                .enumerate()
+                .map(|(i, (name, source))| (name.clone(), *source, i / 2))
+                .collect()
+        })
     }
 
     /// A published genotype by name: `radar_sparsemax`, `hdm05_sparsemax` (the
@@ -252,4 +222,50 @@ fn best_column(row: &[f64], allowed: impl Fn(usize) -> bool) -> (usize, f64) {
         .fold((1, f64::NEG_INFINITY), |(bi, bv), (i, &v)| {
             if v > bv { (i, v) } else { (bi, bv) }
         })
+}
+
+/// Graphviz DOT of a normal and a reduction cell with `steps` intermediate nodes: inputs
+/// `c_{k-2}`, `c_{k-1}`, the nodes, the concatenated output, and one labelled arrow per
+/// `(op, source, node)` that `edges(reduction)` lists (sources 0 and 1 are the cell's inputs).
+pub(crate) fn cells_to_dot(
+    graph: &str,
+    steps: usize,
+    edges: impl Fn(bool) -> Vec<(String, usize, usize)>,
+) -> String {
+    let mut s = format!("digraph {graph} {{\n  rankdir=LR;\n  node [shape=box, style=rounded];\n");
+    for (tag, reduction) in [("normal", false), ("reduce", true)] {
+        s.push_str(&format!(
+            "  subgraph cluster_{tag} {{\n    label=\"{tag} cell\";\n"
+        ));
+        let node = |i: usize| match i {
+            0 => format!("{tag}_c_k_2"),
+            1 => format!("{tag}_c_k_1"),
+            j => format!("{tag}_n{}", j - 2),
+        };
+        s.push_str(&format!(
+            "    {} [label=\"c_{{k-2}}\"];\n    {} [label=\"c_{{k-1}}\"];\n",
+            node(0),
+            node(1)
+        ));
+        for j in 0..steps {
+            s.push_str(&format!(
+                "    {} [label=\"{j}\", shape=circle];\n",
+                node(2 + j)
+            ));
+        }
+        s.push_str(&format!("    {tag}_out [label=\"c_{{k}}\"];\n"));
+        for (name, source, to) in edges(reduction) {
+            s.push_str(&format!(
+                "    {} -> {} [label=\"{name}\"];\n",
+                node(source),
+                node(2 + to)
+            ));
+        }
+        for j in 0..steps {
+            s.push_str(&format!("    {} -> {tag}_out;\n", node(2 + j)));
+        }
+        s.push_str("  }\n");
+    }
+    s.push_str("}\n");
+    s
 }

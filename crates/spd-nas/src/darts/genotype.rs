@@ -180,45 +180,12 @@ impl DartsGenotype {
     /// Graphviz DOT of both cells (`dot -Tsvg` renders it), in the style of
     /// [`crate::Genotype::to_dot`].
     pub fn to_dot(&self) -> String {
-        let mut s = String::from(
-            "digraph darts_genotype {\n  rankdir=LR;\n  node [shape=box, style=rounded];\n",
-        );
-        for (tag, reduction) in [("normal", false), ("reduce", true)] {
-            s.push_str(&format!(
-                "  subgraph cluster_{tag} {{\n    label=\"{tag} cell\";\n"
-            ));
-            let node = |i: usize| match i {
-                0 => format!("{tag}_c_k_2"),
-                1 => format!("{tag}_c_k_1"),
-                j => format!("{tag}_n{}", j - 2),
-            };
-            s.push_str(&format!(
-                "    {} [label=\"c_{{k-2}}\"];\n    {} [label=\"c_{{k-1}}\"];\n",
-                node(0),
-                node(1)
-            ));
-            for j in 0..self.steps {
-                s.push_str(&format!(
-                    "    {} [label=\"{j}\", shape=circle];\n",
-                    node(2 + j)
-                ));
-            }
-            s.push_str(&format!("    {tag}_out [label=\"c_{{k}}\"];\n"));
-            for e in self.cell(reduction) {
-                s.push_str(&format!(
-                    "    {} -> {} [label=\"{}\"];\n",
-                    node(e.source),
-                    node(2 + e.node),
-                    e.op.name()
-                ));
-            }
-            for j in 0..self.steps {
-                s.push_str(&format!("    {} -> {tag}_out;\n", node(2 + j)));
-            }
-            s.push_str("  }\n");
-        }
-        s.push_str("}\n");
-        s
+        crate::genotype::cells_to_dot("darts_genotype", self.steps, |reduction| {
+            self.cell(reduction)
+                .iter()
+                .map(|e| (e.op.name().to_string(), e.source, e.node))
+                .collect()
+        })
     }
 
     /// DARTS's published CIFAR-10 cell (`DARTS_V2`, second order, DARTS's `genotypes.py`).
