@@ -231,3 +231,54 @@ fn resumed_seed_repetitions_match_uninterrupted_ones() {
     );
     assert!(matches!(err, Err(app::AppError::Input(m)) if m.contains("other settings")));
 }
+
+/// `--baselines darts,fairdarts`: both rows in the report and the table, their genotypes
+/// with drawings in the run directory; a run stopped in FairDARTS's search and resumed gives
+/// the uninterrupted report byte for byte.
+#[test]
+fn darts_baselines_report_rows_write_genotypes_and_resume_exactly() {
+    let mut config = tiny();
+    config.baselines = vec![app::Baseline::Darts, app::Baseline::FairDarts];
+    let data = config.prepare().unwrap();
+    let straight = TempDir::new("darts-straight");
+    let report = finish(app::run(&config, &data, &straight.0, false, &Never, &mut Silent).unwrap());
+    for name in ["DARTS", "FairDARTS"] {
+        let acc = report.baselines[name];
+        assert!((0.0..=1.0).contains(&acc), "{name}: {acc}");
+        assert!(report.baseline_params[name] > 0, "{name}");
+    }
+    let table = app::table(&report, &Default::default());
+    for name in ["DARTS ", "FairDARTS "] {
+        assert!(table.lines().any(|l| l.starts_with(name)), "{table}");
+    }
+    for file in [
+        "darts_genotype.json",
+        "darts_genotype.dot",
+        "fairdarts_genotype.json",
+        "fairdarts_genotype.dot",
+        "darts-search.jsonl",
+        "fairdarts.jsonl",
+    ] {
+        assert!(straight.0.join(file).is_file(), "{file} missing");
+    }
+    let genotype = std::fs::read_to_string(straight.0.join("darts_genotype.json")).unwrap();
+    spdnas::nas::darts::DartsGenotype::from_json(&genotype)
+        .unwrap()
+        .check(4)
+        .unwrap();
+
+    let resumed = TempDir::new("darts-resumed");
+    let stop = StopAfter {
+        stage: "fairdarts-search".into(),
+        epochs: 1,
+    };
+    assert!(matches!(
+        app::run(&config, &data, &resumed.0, false, &stop, &mut Silent).unwrap(),
+        Outcome::Stopped(_)
+    ));
+    finish(app::run(&config, &data, &resumed.0, true, &Never, &mut Silent).unwrap());
+    let read = |d: &Path, f: &str| std::fs::read_to_string(d.join(f)).unwrap();
+    for file in ["report.json", "fairdarts_genotype.json", "fairdarts.jsonl"] {
+        assert_eq!(read(&straight.0, file), read(&resumed.0, file), "{file}");
+    }
+}

@@ -9,8 +9,9 @@ use std::ops::ControlFlow;
 use spd_data::Dataset;
 use spd_data::split::{SplitFractions, stratified_split};
 use spd_nas::Genotype;
+use spd_nas::darts::DartsMixing;
 use spd_nas::estimator::{
-    Estimator, GenotypeChoice, GenotypeClassifier, SpdNetClassifier, SpdNetLayout,
+    DartsClassifier, Estimator, GenotypeChoice, GenotypeClassifier, SpdNetClassifier, SpdNetLayout,
     SpdNetNasClassifier, SpdNetParams,
 };
 use spd_nas::runner::{Ended, History, Hooks, Interrupter, NoCheckpoints, Observer, Observers};
@@ -30,6 +31,8 @@ pub enum Method {
         /// Riemannian batch norm after every BiMap.
         batch_norm: bool,
     },
+    /// DARTS (softmax) or FairDARTS (sigmoid) on the matrix logarithms: search, derive, train.
+    Darts(DartsMixing),
 }
 
 /// A fitted network as data.
@@ -39,8 +42,9 @@ pub struct FittedArrays {
     pub model: SavedModel,
     /// Every epoch's log line, by stage (`search`, `train`, `spdnet`, …).
     pub history: BTreeMap<String, Vec<serde_json::Value>>,
-    /// The cell, for SPDNetNAS and a given genotype.
-    pub genotype: Option<Genotype>,
+    /// The cells (SPDNetNAS, a given genotype, DARTS, FairDARTS): genotype JSON and its
+    /// Graphviz drawing.
+    pub cells: Option<(String, String)>,
     /// Trainable scalar parameters.
     pub n_params: usize,
 }
@@ -80,6 +84,7 @@ pub fn fit_arrays(
             train: config.train.clone(),
             seed: config.seed,
         })?),
+        Method::Darts(mixing) => Box::new(DartsClassifier::new(config.darts(*mixing))?),
     };
     let mut history = History::default();
     let ended = {
@@ -100,7 +105,7 @@ pub fn fit_arrays(
     Ok(ControlFlow::Continue(FittedArrays {
         model: estimator.to_saved(data.class_names().to_vec(), Some(provenance))?,
         history: history.0,
-        genotype: estimator.genotype().cloned(),
+        cells: estimator.cells().map(|c| (c.to_json(), c.to_dot())),
         n_params: estimator.n_params()?,
     }))
 }

@@ -7,9 +7,11 @@ use spd_autograd::StiefelMetric;
 use spd_data::Dataset;
 use spd_data::split::{Split, SplitFractions, stratified_split};
 use spd_nas::NetworkSpec;
+use spd_nas::darts::DartsMixing;
 use spd_nas::estimator::{
-    Estimator, GenotypeChoice, GenotypeClassifier, GenotypeParams, MdmClassifier, SpdNetClassifier,
-    SpdNetLayout, SpdNetNasParams, SpdNetParams, TslrClassifier, TslrParams,
+    DartsClassifier, DartsLayout, DartsParams, Estimator, GenotypeChoice, GenotypeClassifier,
+    GenotypeParams, MdmClassifier, SpdNetClassifier, SpdNetLayout, SpdNetNasParams, SpdNetParams,
+    TslrClassifier, TslrParams,
 };
 use spd_nas::schedule::{LrSchedule, WeightOptimizer};
 use spd_nas::search::{Order, SearchConfig};
@@ -53,6 +55,9 @@ pub struct RunConfig {
     pub train: TrainConfig,
     /// Which baselines to run.
     pub baselines: Vec<Baseline>,
+    /// The size of the DARTS and FairDARTS networks.
+    #[serde(default)]
+    pub darts_layout: DartsLayout,
 }
 
 /// A baseline method.
@@ -68,16 +73,22 @@ pub enum Baseline {
     Mdm,
     /// Tangent-space logistic regression.
     Tslr,
+    /// DARTS on the matrix logarithms (searched and trained like SPDNetNAS).
+    Darts,
+    /// FairDARTS on the matrix logarithms.
+    FairDarts,
 }
 
 impl Baseline {
     /// Every baseline.
-    pub const ALL: [Baseline; 5] = [
+    pub const ALL: [Baseline; 7] = [
         Baseline::SpdNet,
         Baseline::SpdNetBn,
         Baseline::Random,
         Baseline::Mdm,
         Baseline::Tslr,
+        Baseline::Darts,
+        Baseline::FairDarts,
     ];
 
     /// Display name.
@@ -88,6 +99,47 @@ impl Baseline {
             Baseline::Random => "SPDNetNAS (R)",
             Baseline::Mdm => "MDM",
             Baseline::Tslr => "TSLR",
+            Baseline::Darts => "DARTS",
+            Baseline::FairDarts => "FairDARTS",
+        }
+    }
+
+    /// The baseline whose [`Baseline::slug`] is `name`.
+    pub fn named(name: &str) -> Result<Baseline> {
+        Self::ALL
+            .into_iter()
+            .find(|b| b.slug() == name)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Self::ALL.map(Baseline::slug).to_vec();
+                AppError::Input(format!(
+                    "baseline {name:?}: expected one of {}",
+                    names.join(", ")
+                ))
+            })
+    }
+
+    /// The baselines a run has unless told otherwise: every one but DARTS and FairDARTS, whose
+    /// convolutional supernets take seconds per step on a CPU (`docs/experiments.md`) and
+    /// are asked for by name (`--baselines darts,fairdarts`).
+    pub const DEFAULT: [Baseline; 5] = [
+        Baseline::SpdNet,
+        Baseline::SpdNetBn,
+        Baseline::Random,
+        Baseline::Mdm,
+        Baseline::Tslr,
+    ];
+
+    /// The name the CLI takes (`--baselines fairdarts`), also the stem of the baseline's
+    /// files (`fairdarts_genotype.json`).
+    pub fn slug(self) -> &'static str {
+        match self {
+            Baseline::SpdNet => "spdnet",
+            Baseline::SpdNetBn => "spdnetbn",
+            Baseline::Random => "random",
+            Baseline::Mdm => "mdm",
+            Baseline::Tslr => "tslr",
+            Baseline::Darts => "darts",
+            Baseline::FairDarts => "fairdarts",
         }
     }
 }
@@ -226,7 +278,8 @@ impl RunConfig {
             legacy_reduced_dim: None,
             search,
             train,
-            baselines: Baseline::ALL.to_vec(),
+            baselines: Baseline::DEFAULT.to_vec(),
+            darts_layout: DartsLayout::default(),
         }
     }
 
@@ -283,7 +336,23 @@ impl RunConfig {
                 seed: self.seed,
                 ..TslrParams::default()
             })?),
+            Baseline::Darts => Box::new(DartsClassifier::new(self.darts(DartsMixing::Softmax))?),
+            Baseline::FairDarts => {
+                Box::new(DartsClassifier::new(self.darts(DartsMixing::Sigmoid))?)
+            }
         })
+    }
+
+    /// The settings of DARTS (softmax mixing) or FairDARTS (sigmoid): this run's layout,
+    /// search and training settings and seed.
+    pub fn darts(&self, mixing: DartsMixing) -> DartsParams {
+        DartsParams {
+            mixing,
+            layout: self.darts_layout,
+            search: self.search.clone(),
+            train: self.train.clone(),
+            seed: self.seed,
+        }
     }
 
     /// Loads and prepares the data (and the given test set, appended after it) and splits it

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use spd_autograd::ParamStore;
+use spd_nas::estimator::Cells;
 use spd_nas::runner::Observer;
 use spd_nas::{Genotype, Network, NetworkConfig};
 
@@ -107,10 +108,12 @@ impl Observer for LogFiles {
     }
 }
 
-/// `genotype.dot`, and `genotype.svg` when Graphviz's `dot` is installed.
-pub fn write_genotype_drawing(dir: &Path, genotype: &Genotype) -> Result<()> {
-    let dot = genotype.to_dot();
-    write_text(dir, "genotype.dot", &dot)?;
+/// Writes the cells as `{stem}.json`, `{stem}.dot` and, when Graphviz's `dot` is installed,
+/// `{stem}.svg`.
+pub fn write_cells(dir: &Path, stem: &str, cells: Cells<'_>) -> Result<()> {
+    write_text(dir, &format!("{stem}.json"), &cells.to_json())?;
+    let dot = cells.to_dot();
+    write_text(dir, &format!("{stem}.dot"), &dot)?;
     let rendered = std::process::Command::new("dot")
         .arg("-Tsvg")
         .stdin(std::process::Stdio::piped())
@@ -124,7 +127,11 @@ pub fn write_genotype_drawing(dir: &Path, genotype: &Genotype) -> Result<()> {
             child.wait_with_output().ok().filter(|o| o.status.success())
         });
     if let Some(out) = rendered {
-        write_text(dir, "genotype.svg", &String::from_utf8_lossy(&out.stdout))?;
+        write_text(
+            dir,
+            &format!("{stem}.svg"),
+            &String::from_utf8_lossy(&out.stdout),
+        )?;
     }
     Ok(())
 }

@@ -20,8 +20,8 @@ pub use config::{Baseline, Prepared, Preset, RunConfig};
 pub use data::{DataSource, Preparation};
 pub use error::{AppError, Result};
 pub use files::{
-    LogFiles, ParameterCount, default_run_dir, genotype_from, genotype_params,
-    write_genotype_drawing, write_text,
+    LogFiles, ParameterCount, default_run_dir, genotype_from, genotype_params, write_cells,
+    write_text,
 };
 pub use overrides::Overrides;
 pub use progress::Bars;

@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 use spd_autograd::StiefelMetric;
 use spd_autograd::ops::simplex::Normalization;
+use spd_nas::estimator::DartsLayout;
 use spd_nas::schedule::{LrSchedule, WeightOptimizer};
 use spd_nas::search::{GenotypeSelection, Order};
 use spd_nas::space::{Naming, SpaceVersion};
@@ -61,6 +62,8 @@ pub struct Overrides {
     pub channels: Option<usize>,
     /// Fraction of each class held out for validation (`--val-fraction`).
     pub val_fraction: Option<f64>,
+    /// `small` or `paper`: the DARTS and FairDARTS networks (`--darts-layout`).
+    pub darts_layout: Option<String>,
 }
 
 /// The value named `name` among `choices`, or an input error naming `flag` and the names.
@@ -213,6 +216,13 @@ impl Overrides {
                 )));
             }
             c.split.val = v;
+        }
+        if let Some(l) = &self.darts_layout {
+            c.darts_layout = choice(
+                "--darts-layout",
+                l,
+                &[("small", DartsLayout::Small), ("paper", DartsLayout::Paper)],
+            )?;
         }
         c.check()
     }

@@ -9,16 +9,16 @@ use std::time::Instant;
 
 use spd_data::Dataset;
 use spd_nas::estimator::{
-    Estimator, GenotypeChoice, GenotypeClassifier, SearchOutcome, SpdNetNasClassifier,
+    Cells, Estimator, GenotypeChoice, GenotypeClassifier, SearchOutcome, SpdNetNasClassifier,
 };
 use spd_nas::runner::{DirCheckpoints, Ended, Hooks, Interrupter, Observer, Observers};
 use spd_nas::saved::SavedModel;
 use spd_nas::search::EpochLog;
 use spd_nas::{Genotype, NasError};
 
-use super::files::{LogFiles, io_err, write_genotype_drawing, write_json, write_text};
+use super::files::{LogFiles, io_err, write_cells, write_json, write_text};
 use super::plot::write_plots;
-use super::{AppError, Prepared, Report, Result, RunConfig, Timings};
+use super::{AppError, Baseline, Prepared, Report, Result, RunConfig, Timings};
 
 /// What a run ended with.
 pub enum Outcome {
@@ -81,8 +81,16 @@ fn stopped(ended: &Ended) -> Option<String> {
 
 /// Writes `genotype.json` and its drawing.
 fn write_genotype(dir: &Path, genotype: &Genotype) -> Result<()> {
-    write_json(dir, "genotype.json", genotype)?;
-    write_genotype_drawing(dir, genotype)
+    write_cells(dir, "genotype", Cells::Spd(genotype))
+}
+
+/// Writes the cells a baseline searched or drew (`random_genotype.json`, `darts_genotype.json`,
+/// with their drawings), if it has any.
+fn write_baseline_cells(dir: &Path, b: Baseline, estimator: &dyn Estimator) -> Result<()> {
+    match estimator.cells() {
+        Some(cells) => write_cells(dir, &format!("{}_genotype", b.slug()), cells),
+        None => Ok(()),
+    }
 }
 
 /// Writes `model.json`: the derived network and its best-validation weights, with the run's
@@ -148,9 +156,7 @@ pub fn run(
         if let Some(why) = stopped(&ended) {
             return Ok(Outcome::Stopped(why));
         }
-        if let Some(g) = estimator.genotype() {
-            write_json(dir, "random_genotype.json", g)?;
-        }
+        write_baseline_cells(dir, b, &*estimator)?;
         let name = estimator.name().to_string();
         baselines.insert(name.clone(), estimator.score(data, &split.test)?);
         baseline_params.insert(name.clone(), estimator.n_params()?);
@@ -301,7 +307,7 @@ pub fn train_only(
 
 /// `spdnas baseline`: one baseline's test accuracy and parameter count.
 pub fn baseline_only(
-    b: super::Baseline,
+    b: Baseline,
     config: &RunConfig,
     prepared: &Prepared,
     dir: &Path,
@@ -316,9 +322,7 @@ pub fn baseline_only(
     if let Some(why) = stopped(&hooks.with(|h| estimator.fit(data, split, h))?) {
         return Ok(ControlFlow::Break(why));
     }
-    if let Some(g) = estimator.genotype() {
-        write_json(dir, "random_genotype.json", g)?;
-    }
+    write_baseline_cells(dir, b, &*estimator)?;
     Ok(ControlFlow::Continue((
         estimator.score(data, &split.test)?,
         estimator.n_params()?,

@@ -337,10 +337,12 @@ impl Layer2d for BatchNorm2d {
             Tensor::from_vec(old.shape(), data)
         };
         let new_mean = blend(mean, &stats.mean)?;
-        let new_var = blend(var, &stats.unbiased_var())?;
         ctx.buffer_updates
             .push((self.running_mean.clone(), new_mean));
-        ctx.buffer_updates.push((self.running_var.clone(), new_var));
+        if let Some(unbiased) = stats.unbiased_var() {
+            let new_var = blend(var, &unbiased)?;
+            ctx.buffer_updates.push((self.running_var.clone(), new_var));
+        }
         Ok(y)
     }
 }

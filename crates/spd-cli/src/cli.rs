@@ -50,9 +50,10 @@ enum Command {
         /// Continue from the checkpoints in --out.
         #[arg(long, requires = "out")]
         resume: bool,
-        /// Baselines to run (comma-separated; default all).
-        #[arg(long, value_delimiter = ',')]
-        baselines: Option<Vec<BaselineArg>>,
+        /// Baselines to run, comma-separated (default: spdnet,spdnetbn,random,mdm,tslr; darts and
+        /// fairdarts take tens of minutes on a CPU and run when named).
+        #[arg(long, value_delimiter = ',', value_parser = baseline_names())]
+        baselines: Option<Vec<String>>,
         /// Repeat the run for each seed (comma-separated), one directory per seed under --out,
         /// and report the mean ± std of every method (summary.json, summary.md, summary.png).
         #[arg(long, value_delimiter = ',', conflicts_with = "seed")]
@@ -102,7 +103,8 @@ enum Command {
     /// Train and test one baseline.
     Baseline {
         /// Which baseline.
-        which: BaselineArg,
+        #[arg(value_parser = baseline_names())]
+        which: String,
         #[command(flatten)]
         data: DataArgs,
         #[command(flatten)]
@@ -315,6 +317,16 @@ struct ScheduleArgs {
     /// Which search epoch's genotype is kept.
     #[arg(long, value_enum)]
     selection: Option<SelectionArg>,
+    /// The DARTS and FairDARTS baselines' networks: small (C = 8, 3 cells; minutes) or paper
+    /// (C = 32, 20 cells; the paper's 2.6 M parameters).
+    #[arg(long, value_enum)]
+    darts_layout: Option<DartsLayoutArg>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum DartsLayoutArg {
+    Small,
+    Paper,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -392,6 +404,11 @@ enum FormatArg {
     Folder,
 }
 
+/// The baseline names `--baselines` and `spdnas baseline` accept.
+fn baseline_names() -> clap::builder::PossibleValuesParser {
+    clap::builder::PossibleValuesParser::new(Baseline::ALL.map(Baseline::slug))
+}
+
 /// The preset names `--preset` accepts.
 fn preset_names() -> clap::builder::PossibleValuesParser {
     clap::builder::PossibleValuesParser::new(Preset::NAMED.map(|(name, _)| name))
@@ -401,15 +418,6 @@ fn preset_names() -> clap::builder::PossibleValuesParser {
 enum OrderArg {
     First,
     Second,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum BaselineArg {
-    Spdnet,
-    Spdnetbn,
-    Random,
-    Mdm,
-    Tslr,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -434,18 +442,6 @@ impl From<FormatArg> for Format {
             FormatArg::Mat => Format::Mat,
             FormatArg::Ts => Format::Ts,
             FormatArg::Folder => Format::Folder,
-        }
-    }
-}
-
-impl From<BaselineArg> for Baseline {
-    fn from(b: BaselineArg) -> Self {
-        match b {
-            BaselineArg::Spdnet => Baseline::SpdNet,
-            BaselineArg::Spdnetbn => Baseline::SpdNetBn,
-            BaselineArg::Random => Baseline::Random,
-            BaselineArg::Mdm => Baseline::Mdm,
-            BaselineArg::Tslr => Baseline::Tslr,
         }
     }
 }
@@ -616,6 +612,7 @@ impl ScheduleArgs {
             cells: self.cells,
             channels: self.channels,
             val_fraction: None,
+            darts_layout: name(self.darts_layout),
         }
     }
 }
@@ -684,7 +681,10 @@ fn dispatch(cli: Cli) -> Result<(), AppError> {
         } => {
             let mut config = run_config(&data, &schedule)?;
             if let Some(b) = baselines {
-                config.baselines = b.into_iter().map(Baseline::from).collect();
+                config.baselines = b
+                    .iter()
+                    .map(|name| Baseline::named(name))
+                    .collect::<Result<_, _>>()?;
             }
             let dir = out.unwrap_or_else(app::default_run_dir);
             if let Some(seeds) = seeds {
@@ -825,7 +825,7 @@ fn dispatch(cli: Cli) -> Result<(), AppError> {
             let config = run_config(&data, &schedule)?;
             let dataset = config.prepare()?;
             let dir = out.unwrap_or_else(app::default_run_dir);
-            let b = Baseline::from(which);
+            let b = Baseline::named(&which)?;
             let (acc, params) =
                 match app::baseline_only(b, &config, &dataset, &dir, &ctrl_c(), &mut bars)? {
                     ControlFlow::Break(why) => return Err(interrupted_baseline(&why)),

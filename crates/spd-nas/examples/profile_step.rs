@@ -1,25 +1,17 @@
 //! Runs RADAR-shaped supernet search steps in a loop, for profilers:
-//! `cargo run --release -p spd-nas --example profile_step -- [first|second] [steps]`.
+//! `cargo run --release -p spd-nas --example profile_step -- [spd|darts|fairdarts] [first|second] [steps]`.
 
 use spd_data::gaussian::{GaussianConfig, generate_gaussian};
 use spd_nas::NetworkConfig;
+use spd_nas::darts::DartsConfig;
 use spd_nas::search::{Order, Search, SearchConfig, batch};
+use spd_nas::supernet::Supernet;
 
-fn main() {
-    faer::set_global_parallelism(faer::Par::Seq);
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let order = if args.first().map(String::as_str) == Some("second") {
-        Order::Second
-    } else {
-        Order::First
-    };
-    let steps: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(20);
-    let config = NetworkConfig::radar();
-    let search_config = SearchConfig {
-        order,
-        ..Default::default()
-    };
-    let mut search = Search::supernet(&config, search_config, 1).unwrap();
+/// The allocator of the `spdnas` binary, so the profile shows what the CLI runs.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn run<N: Supernet>(mut search: Search<N>, steps: usize) {
     let data = generate_gaussian(
         &GaussianConfig {
             n: 20,
@@ -40,4 +32,41 @@ fn main() {
         "{:.1} ms per step",
         start.elapsed().as_secs_f64() * 1e3 / steps as f64
     );
+}
+
+fn main() {
+    faer::set_global_parallelism(faer::Par::Seq);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let order = if args.get(1).map(String::as_str) == Some("second") {
+        Order::Second
+    } else {
+        Order::First
+    };
+    let steps: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(20);
+    let config = SearchConfig {
+        order,
+        ..Default::default()
+    };
+    match args.first().map(String::as_str).unwrap_or("spd") {
+        "darts" => run(
+            Search::darts(
+                &DartsConfig {
+                    channels: std::env::var("C").map_or(8, |c| c.parse().unwrap()),
+                    ..DartsConfig::small(20, 3)
+                },
+                config,
+                1,
+            )
+            .unwrap(),
+            steps,
+        ),
+        "fairdarts" => run(
+            Search::darts(&DartsConfig::small(20, 3).fair(), config, 1).unwrap(),
+            steps,
+        ),
+        _ => run(
+            Search::supernet(&NetworkConfig::radar(), config, 1).unwrap(),
+            steps,
+        ),
+    }
 }

@@ -6,7 +6,8 @@
 //! - [`ops`]: the candidate operations; [`network`]: cells, supernet, derived network.
 //! - [`arch`]: α, kept apart from the network weights (D3).
 //! - [`genotype`]: derivation, JSON, DOT, the published genotypes.
-//! - [`search`]: first- and second-order search steps and epochs.
+//! - [`search`]: first- and second-order search steps and epochs, of any [`supernet`].
+//! - [`darts`]: DARTS and FairDARTS on log-matrix images, the Euclidean baselines.
 //! - [`schedule`]: weight optimiser, learning-rate schedule, epoch budget.
 //! - [`runner`]: the one epoch loop under search and training, with observers, checkpointers
 //!   and interrupters; [`seeds`]: the salts of every random stream.
@@ -27,6 +28,7 @@ pub mod schedule;
 pub mod search;
 pub mod seeds;
 pub mod space;
+pub mod supernet;
 pub mod train;
 
 pub use arch::ArchParams;
@@ -39,9 +41,9 @@ pub use network_config::{NetworkConfig, NetworkSpec};
 /// What a user of the estimators needs, in one import: `use spd_nas::prelude::*;`.
 pub mod prelude {
     pub use crate::estimator::{
-        Estimator, GenotypeChoice, GenotypeClassifier, GenotypeParams, MdmClassifier,
-        SpdNetClassifier, SpdNetLayout, SpdNetNasClassifier, SpdNetNasParams, SpdNetParams,
-        TslrClassifier, TslrParams,
+        DartsClassifier, DartsLayout, DartsParams, Estimator, GenotypeChoice, GenotypeClassifier,
+        GenotypeParams, MdmClassifier, SpdNetClassifier, SpdNetLayout, SpdNetNasClassifier,
+        SpdNetNasParams, SpdNetParams, TslrClassifier, TslrParams,
     };
     pub use crate::runner::{Ended, Hooks, Observer};
     pub use crate::saved::SavedModel;

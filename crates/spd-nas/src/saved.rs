@@ -12,6 +12,7 @@ use spd_autograd::{ParamStore, Tensor};
 use spd_data::Dataset;
 
 use crate::baselines::{SpdNet, SpdNetConfig};
+use crate::darts::{DartsConfig, DartsGenotype, DartsNetwork};
 use crate::error::{NasError, Result};
 use crate::genotype::Genotype;
 use crate::network::Network;
@@ -35,6 +36,13 @@ pub enum Architecture {
     },
     /// An SPDNet or SPDNetBN.
     SpdNet(SpdNetConfig),
+    /// The network derived by DARTS or FairDARTS, on the matrix logarithms of the samples.
+    Darts {
+        /// Layout.
+        config: DartsConfig,
+        /// The cells.
+        genotype: DartsGenotype,
+    },
 }
 
 impl Architecture {
@@ -43,6 +51,7 @@ impl Architecture {
         match self {
             Architecture::Genotype { network, .. } => (network.input_dim, network.num_classes),
             Architecture::SpdNet(c) => (c.dims[0], c.num_classes),
+            Architecture::Darts { config, .. } => (config.input_size, config.classes),
         }
     }
 
@@ -54,6 +63,10 @@ impl Architecture {
                 Box::new(Network::derived(network, genotype, store, &mut rng)?)
             }
             Architecture::SpdNet(c) => Box::new(SpdNet::new(c, store, &mut rng)?),
+            Architecture::Darts { config, genotype } => {
+                config.check()?;
+                Box::new(DartsNetwork::derived(config, genotype, store, &mut rng)?)
+            }
         })
     }
 }

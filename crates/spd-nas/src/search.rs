@@ -22,6 +22,7 @@ use spd_data::Dataset;
 use spd_data::split::{Split, epoch_batches};
 
 use crate::arch::ArchParams;
+use crate::darts::{DartsConfig, DartsNetwork};
 use crate::error::{NasError, Result, ensure};
 use crate::genotype::Genotype;
 use crate::network::Network;
@@ -32,6 +33,7 @@ use crate::schedule::{
     warmup_epochs,
 };
 use crate::seeds;
+use crate::supernet::Supernet;
 
 /// First- or second-order (unrolled) architecture gradient.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -182,7 +184,7 @@ impl SearchConfig {
 
 /// The genotype a search selected and the supernet's validation result at that epoch.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SelectedGenotype {
+pub struct SelectedGenotype<G = Genotype> {
     /// The epoch (from 0) it was derived after.
     pub epoch: usize,
     /// Supernet validation accuracy after that epoch.
@@ -190,12 +192,12 @@ pub struct SelectedGenotype {
     /// Supernet validation loss after that epoch.
     pub val_loss: f64,
     /// The genotype.
-    pub genotype: Genotype,
+    pub genotype: G,
 }
 
 /// One line of the search log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct EpochLog {
+pub struct EpochLog<G = Genotype> {
     /// Epoch (from 0).
     pub epoch: usize,
     /// Mean training loss of the network steps.
@@ -207,7 +209,7 @@ pub struct EpochLog {
     /// Validation accuracy.
     pub val_accuracy: f64,
     /// The genotype derived after the epoch.
-    pub genotype: Genotype,
+    pub genotype: G,
     /// Mixing weights of the normal cell after the epoch, one row per edge.
     pub alpha_normal: Vec<Vec<f64>>,
     /// Mixing weights of the reduction cell.
@@ -229,7 +231,7 @@ fn yes() -> bool {
     true
 }
 
-impl EpochLog {
+impl<G: Serialize> EpochLog<G> {
     /// One line of JSON (for a `search.jsonl` log).
     pub fn to_json_line(&self) -> String {
         serde_json::to_string(self).expect("an epoch log serialises")
@@ -289,8 +291,8 @@ impl Differentiate {
 
 /// Forward of `network` on a batch in `mode`, with the cross-entropy and, unless `wrt` is
 /// [`Differentiate::Nothing`], its gradients with respect to `wrt`.
-pub fn evaluate(
-    network: &Network,
+pub fn evaluate<N: Supernet>(
+    network: &N,
     weights: &ParamStore,
     arch: Option<&ArchParams>,
     (x, y): (&Tensor, &[usize]),
@@ -309,7 +311,7 @@ pub fn evaluate(
         Mode::Eval => ForwardCtx::eval(),
     };
     let xv = g.constant(x.clone());
-    let logits = network.forward(&mut g, weights, arch, &mut ctx, xv)?;
+    let logits = network.logits(&mut g, weights, arch, &mut ctx, xv)?;
     let correct = correct_count(g.value(logits), y);
     let loss = cross_entropy(&mut g, logits, y)?;
     let value = g.value(loss).data()[0];
@@ -389,9 +391,45 @@ fn riemannian(
         .collect()
 }
 
-/// The architecture gradient `g_α` for one (train, val) pair of batches.
-pub fn arch_gradient(
-    network: &Network,
+/// The gradient of the network's penalty on α ([`Supernet::arch_penalty`]); `None` when it
+/// has none.
+fn penalty_gradient<N: Supernet>(
+    network: &N,
+    arch: &ArchParams,
+) -> Result<Option<BTreeMap<ParamId, Tensor>>> {
+    let mut g = Graph::new();
+    let Some(penalty) = network.arch_penalty(&mut g, arch)? else {
+        return Ok(None);
+    };
+    Ok(Some(weight_grads(&g.backward(penalty)?, &arch.store)))
+}
+
+/// The architecture gradient `g_α` for one (train, val) pair of batches: the gradient of the
+/// validation loss (first or second order) plus that of the network's penalty on α, which
+/// depends on neither the weights nor the data and so adds as it is in both orders.
+pub fn arch_gradient<N: Supernet>(
+    network: &N,
+    weights: &ParamStore,
+    arch: &ArchParams,
+    train: (&Tensor, &[usize]),
+    val: (&Tensor, &[usize]),
+    order: Order,
+    step: VirtualStep,
+) -> Result<BTreeMap<ParamId, Tensor>> {
+    let mut g_alpha = loss_arch_gradient(network, weights, arch, train, val, order, step)?;
+    if let Some(penalty) = penalty_gradient(network, arch)? {
+        for (id, g) in g_alpha.iter_mut() {
+            if let Some(p) = penalty.get(id) {
+                g.axpy(1.0, p);
+            }
+        }
+    }
+    Ok(g_alpha)
+}
+
+/// The gradient in α of the validation loss, first or second order.
+fn loss_arch_gradient<N: Supernet>(
+    network: &N,
     weights: &ParamStore,
     arch: &ArchParams,
     train: (&Tensor, &[usize]),
@@ -502,9 +540,10 @@ pub fn arch_gradient(
 
 /// The state of a search.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Search {
+#[serde(bound = "")]
+pub struct Search<N: Supernet = Network> {
     /// The supernet.
-    pub network: Network,
+    pub network: N,
     /// Its weights.
     pub weights: ParamStore,
     /// α.
@@ -516,26 +555,51 @@ pub struct Search {
     started: Option<f64>,
     /// The best epoch's genotype so far (after the warm-up).
     #[serde(default)]
-    best: Option<SelectedGenotype>,
+    best: Option<SelectedGenotype<N::Genotype>>,
     /// The last epoch's genotype.
     #[serde(default)]
-    last: Option<SelectedGenotype>,
+    last: Option<SelectedGenotype<N::Genotype>>,
     /// The next epoch to run.
     #[serde(default)]
     epoch: usize,
     /// One line per epoch run.
     #[serde(default)]
-    logs: Vec<EpochLog>,
+    logs: Vec<EpochLog<N::Genotype>>,
 }
 
 impl Search {
+    /// The search of a fresh supernet for `network`: its weights, then α, drawn from one
+    /// generator seeded by `seed` (salt [`seeds::SUPERNET_INIT`]).
+    pub fn supernet(network: &NetworkConfig, config: SearchConfig, seed: u64) -> Result<Self> {
+        let mut rng = seeds::rng(seed, seeds::SUPERNET_INIT);
+        let mut weights = ParamStore::new();
+        let supernet = Network::supernet(network, &mut weights, &mut rng)?;
+        let arch = ArchParams::new(
+            network.edges(),
+            network.search_space().width(),
+            network.spec.arch_normalization,
+            &mut rng,
+        )?;
+        Ok(Self::new(supernet, weights, arch, config))
+    }
+}
+
+impl Search<DartsNetwork> {
+    /// The search of a fresh DARTS (or FairDARTS, by `network.mixing`) supernet: its weights,
+    /// then α, drawn from one generator seeded by `seed` (salt [`seeds::SUPERNET_INIT`]).
+    pub fn darts(network: &DartsConfig, config: SearchConfig, seed: u64) -> Result<Self> {
+        network.check()?;
+        let mut rng = seeds::rng(seed, seeds::SUPERNET_INIT);
+        let mut weights = ParamStore::new();
+        let supernet = DartsNetwork::supernet(network, &mut weights, &mut rng)?;
+        let arch = DartsNetwork::arch_params(network, &mut rng)?;
+        Ok(Self::new(supernet, weights, arch, config))
+    }
+}
+
+impl<N: Supernet> Search<N> {
     /// A search of `network` (a supernet) from `weights` and `arch`.
-    pub fn new(
-        network: Network,
-        weights: ParamStore,
-        arch: ArchParams,
-        config: SearchConfig,
-    ) -> Self {
+    pub fn new(network: N, weights: ParamStore, arch: ArchParams, config: SearchConfig) -> Self {
         let weight_opt =
             config
                 .optimizer
@@ -558,23 +622,8 @@ impl Search {
         }
     }
 
-    /// The search of a fresh supernet for `network`: its weights, then α, drawn from one
-    /// generator seeded by `seed` (salt [`seeds::SUPERNET_INIT`]).
-    pub fn supernet(network: &NetworkConfig, config: SearchConfig, seed: u64) -> Result<Self> {
-        let mut rng = seeds::rng(seed, seeds::SUPERNET_INIT);
-        let mut weights = ParamStore::new();
-        let supernet = Network::supernet(network, &mut weights, &mut rng)?;
-        let arch = ArchParams::new(
-            network.edges(),
-            network.search_space().width(),
-            network.spec.arch_normalization,
-            &mut rng,
-        )?;
-        Ok(Self::new(supernet, weights, arch, config))
-    }
-
     /// The epochs run so far, one log line each.
-    pub fn logs(&self) -> &[EpochLog] {
+    pub fn logs(&self) -> &[EpochLog<N::Genotype>] {
         &self.logs
     }
 
@@ -637,7 +686,7 @@ impl Search {
         data: &Dataset,
         split: &Split,
         mut progress: impl FnMut(usize, usize),
-    ) -> Result<EpochLog> {
+    ) -> Result<EpochLog<N::Genotype>> {
         let epoch = self.epoch;
         let start = Instant::now();
         let offset = self.started.unwrap_or(0.0);
@@ -680,7 +729,7 @@ impl Search {
             epoch,
             val_accuracy,
             val_loss,
-            genotype: self.genotype(),
+            genotype: self.genotype()?,
         };
         if arch_moves
             && self.best.as_ref().is_none_or(|b| {
@@ -735,14 +784,15 @@ impl Search {
         ))
     }
 
-    /// The genotype derived from the current α (with the configured cap on skips).
-    pub fn genotype(&self) -> Genotype {
-        Genotype::derive_capped(&self.arch, &self.network.config, self.config.max_skips)
+    /// The genotype derived from the current α (with the configured cap on skips where the
+    /// supernet supports it).
+    pub fn genotype(&self) -> Result<N::Genotype> {
+        self.network.derive(&self.arch, self.config.max_skips)
     }
 
     /// The genotype the configured selection keeps, with its epoch and validation result;
     /// `None` before the first epoch (`Last`) or the first epoch after the warm-up (`Best`).
-    pub fn selected(&self) -> Option<&SelectedGenotype> {
+    pub fn selected(&self) -> Option<&SelectedGenotype<N::Genotype>> {
         match self.config.selection {
             GenotypeSelection::Best => self.best.as_ref(),
             GenotypeSelection::Last => self.last.as_ref(),
@@ -750,7 +800,7 @@ impl Search {
     }
 }
 
-impl EpochLoop for Search {
+impl<N: Supernet> EpochLoop for Search<N> {
     fn epoch(&self) -> usize {
         self.epoch
     }

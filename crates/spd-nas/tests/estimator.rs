@@ -6,6 +6,7 @@ use spd_data::Dataset;
 use spd_data::gaussian::{GaussianConfig, generate_gaussian};
 use spd_data::split::{Split, SplitFractions, stratified_split};
 use spd_nas::NasError;
+use spd_nas::darts::DartsMixing;
 use spd_nas::prelude::*;
 use spd_nas::saved::{MODEL_FORMAT_VERSION, SavedModel};
 
@@ -57,6 +58,13 @@ fn every_method() -> Vec<Box<dyn Estimator>> {
         train: short_training(),
         seed: 2,
     };
+    let darts = |mixing| DartsParams {
+        mixing,
+        layout: DartsLayout::Small,
+        search: short_search(),
+        train: short_training(),
+        seed: 2,
+    };
     vec![
         Box::new(
             SpdNetNasClassifier::new(SpdNetNasParams {
@@ -72,6 +80,8 @@ fn every_method() -> Vec<Box<dyn Estimator>> {
         Box::new(SpdNetClassifier::new(spdnet(true)).unwrap()),
         Box::new(MdmClassifier::new()),
         Box::new(TslrClassifier::new(TslrParams::default()).unwrap()),
+        Box::new(DartsClassifier::new(darts(DartsMixing::Softmax)).unwrap()),
+        Box::new(DartsClassifier::new(darts(DartsMixing::Sigmoid)).unwrap()),
     ]
 }
 
@@ -114,6 +124,11 @@ fn every_method_fits_then_predicts_the_argmax_of_probabilities_that_sum_to_one()
             name.starts_with("SPDNetNAS"),
             "{name}"
         );
+        let searched = name.starts_with("SPDNetNAS") || name.contains("DARTS");
+        assert_eq!(e.cells().is_some(), searched, "{name}");
+        if let Some(cells) = e.cells() {
+            assert!(cells.to_dot().starts_with("digraph"), "{name}");
+        }
     }
 }
 

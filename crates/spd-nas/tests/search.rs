@@ -149,7 +149,7 @@ fn search_moves_alpha_towards_the_bimap_family() {
     eprintln!("BiMap family {b0:.4} → {b1:.4}; pooling {p0:.4} → {p1:.4}");
     assert!(b1 > b0 + 0.05, "BiMap family weight {b0:.4} → {b1:.4}");
     assert!(p1 < p0, "pooling weight {p0:.4} → {p1:.4}");
-    let genotype = search.genotype();
+    let genotype = search.genotype().unwrap();
     assert!(
         genotype.reduce.iter().all(|(op, _)| [
             "BiMap_1_reduced",
@@ -203,7 +203,7 @@ fn search_and_derivation_are_deterministic() {
     };
     assert_eq!(bits(&a), bits(&b));
     assert_eq!(a.genotype(), b.genotype());
-    assert_eq!(Genotype::derive(&a.arch, &config()), a.genotype());
+    assert_eq!(Genotype::derive(&a.arch, &config()), a.genotype().unwrap());
 }
 
 fn rayon_pool(threads: usize) -> rayon::ThreadPool {

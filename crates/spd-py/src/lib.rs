@@ -14,6 +14,7 @@ use spdnas::app::{
     self, AppError, DataSource, Method, Observer, Overrides, Preset, RunConfig, StopFlag,
 };
 use spdnas::data::{Dataset, Validation};
+use spdnas::nas::darts::DartsMixing;
 use spdnas::nas::saved::SavedModel;
 
 /// An [`AppError`] as the Python exception a user expects: bad input is a `ValueError` with the
@@ -103,9 +104,9 @@ fn run_detached<T: Send>(
 
 /// Fits a network on `x` (C-order float64 bytes of shape `(count, n, n)`) with labels `y` in
 /// `0..len(class_names)`. `method` is `spdnetnas`, `genotype` (with `genotype`, a published
-/// name or JSON text), `spdnet` or `spdnetbn`; `preset` is `quick` or `paper`; `overrides` is
-/// the JSON of `spdnas::app::Overrides`. Returns `(model JSON, history JSON, genotype JSON or
-/// None, trainable parameters)`.
+/// name or JSON text), `spdnet`, `spdnetbn`, `darts` or `fairdarts`; `preset` is a preset name;
+/// `overrides` is the JSON of `spdnas::app::Overrides`. Returns `(model JSON, history JSON,
+/// (genotype JSON, its Graphviz DOT) or None, trainable parameters)`.
 #[pyfunction]
 #[pyo3(signature = (method, genotype, preset, overrides, seed, x, n, y, class_names, n_threads, verbose))]
 #[allow(clippy::too_many_arguments)]
@@ -122,7 +123,7 @@ fn fit(
     class_names: Vec<String>,
     n_threads: Option<usize>,
     verbose: bool,
-) -> PyResult<(String, String, Option<String>, usize)> {
+) -> PyResult<(String, String, Option<(String, String)>, usize)> {
     let data = dataset(x, n, y, class_names)?;
     let preset = Preset::named(preset).map_err(|e| PyValueError::new_err(e.to_string()))?;
     let source = DataSource::Arrays {
@@ -137,6 +138,8 @@ fn fit(
         ("spdnetnas" | "genotype", Some(g)) => Method::Genotype(genotype_of(g)?),
         ("spdnet", _) => Method::SpdNet { batch_norm: false },
         ("spdnetbn", _) => Method::SpdNet { batch_norm: true },
+        ("darts", _) => Method::Darts(DartsMixing::Softmax),
+        ("fairdarts", _) => Method::Darts(DartsMixing::Sigmoid),
         (other, _) => return Err(PyValueError::new_err(format!("method {other:?}"))),
     };
     let stop = StopFlag::default();
@@ -165,7 +168,7 @@ fn fit(
     Ok((
         fitted.model.to_json(),
         history,
-        fitted.genotype.map(|g| g.to_json()),
+        fitted.cells,
         fitted.n_params,
     ))
 }
@@ -206,10 +209,16 @@ fn scores(
     }
 }
 
-/// The Graphviz DOT text of a genotype (a published name or JSON text).
+/// The Graphviz DOT text of a genotype: a published name, SPDNetNAS genotype JSON or DARTS
+/// genotype JSON.
 #[pyfunction]
 fn genotype_dot(genotype: &str) -> PyResult<String> {
-    Ok(genotype_of(genotype)?.to_dot())
+    match genotype_of(genotype) {
+        Ok(g) => Ok(g.to_dot()),
+        Err(spd_error) => spdnas::nas::darts::DartsGenotype::from_json(genotype)
+            .map(|g| g.to_dot())
+            .map_err(|_| spd_error),
+    }
 }
 
 /// Time series `[sample][channel][step]`.

@@ -1,7 +1,9 @@
 //! `cargo xtask bench search`: one supernet search step (architecture step + network step) at
 //! batch 30 on RADAR shapes (20→10, 3 classes; first and second order) and HDM05 shapes
-//! (93→30, 117 classes; first order), and one full first-order search epoch on the synthetic
-//! RADAR (1500 training / 750 validation samples), each with its EVD count and EVD floor.
+//! (93→30, 117 classes; first order), the DARTS and FairDARTS baselines' search steps on the
+//! same RADAR batches (small layout, log-matrix images), and one full first-order search epoch
+//! on the synthetic RADAR (1500 training / 750 validation samples), each with its EVD count
+//! and EVD floor.
 
 use serde::Serialize;
 use spd_data::Dataset;
@@ -9,7 +11,9 @@ use spd_data::gaussian::{GaussianConfig, generate_gaussian};
 use spd_data::radar::{RadarConfig, radar_dataset};
 use spd_data::split::{SplitFractions, stratified_split};
 use spd_nas::NetworkConfig;
+use spd_nas::darts::DartsConfig;
 use spd_nas::search::{Order, Search, SearchConfig, batch};
+use spd_nas::supernet::Supernet;
 
 use super::floor::{EvdCounts, EvdTimer, evd_times_line};
 use super::{REPETITIONS, median_seconds};
@@ -74,17 +78,22 @@ struct Report {
     evds_per_radar_first_order_step: u64,
     evds_per_radar_second_order_step: u64,
     evds_per_hdm05_first_order_step: u64,
+    darts_first_order_ms: f64,
+    fairdarts_first_order_ms: f64,
     radar_epoch_first_order_s: f64,
     threads: usize,
     rows: Vec<StepRow>,
 }
 
-fn new_search(config: &NetworkConfig, order: Order) -> Result<Search, String> {
-    let search = SearchConfig {
+fn search_config(order: Order) -> SearchConfig {
+    SearchConfig {
         order,
         ..Default::default()
-    };
-    Search::supernet(config, search, 1).map_err(|e| e.to_string())
+    }
+}
+
+fn new_search(config: &NetworkConfig, order: Order) -> Result<Search, String> {
+    Search::supernet(config, search_config(order), 1).map_err(|e| e.to_string())
 }
 
 /// Sixty seeded samples of `config`'s input shape: two batches of 30.
@@ -102,10 +111,13 @@ pub fn two_batches(config: &NetworkConfig) -> Result<Dataset, String> {
     .map_err(|e| e.to_string())
 }
 
-/// Median step time (ms) and the EVDs of one step.
-fn step_time(config: &NetworkConfig, order: Order) -> Result<(f64, EvdCounts), String> {
+/// Median step time (ms) of `search` on two batches of `config`'s shape, and the EVDs of one
+/// step.
+fn step_time<N: Supernet>(
+    mut search: Search<N>,
+    config: &NetworkConfig,
+) -> Result<(f64, EvdCounts), String> {
     let e = |e: spd_nas::NasError| e.to_string();
-    let mut search = new_search(config, order)?;
     let data = two_batches(config)?;
     let (tx, ty) = batch(&data, &(0..30).collect::<Vec<_>>()).map_err(e)?;
     let (vx, vy) = batch(&data, &(30..60).collect::<Vec<_>>()).map_err(e)?;
@@ -166,12 +178,25 @@ pub fn run() -> Result<(), String> {
         ),
     ];
     for (name, config, order, target) in cases {
-        let (ms, counts) = step_time(&config, order)?;
+        let (ms, counts) = step_time(new_search(&config, order)?, &config)?;
         let row = StepRow::new(name, ms, &counts, &mut timer, threads, Some(target));
         eprintln!(
             "{name}: {ms:.1} ms ({} EVDs, floor {:.1} ms)",
             row.evds, row.floor_ms
         );
+        rows.push(row);
+    }
+    let radar = NetworkConfig::radar();
+    let darts = DartsConfig::small(radar.input_dim, radar.num_classes);
+    let darts_cases = [
+        ("DARTS, small layout on 20×20 log-matrices, first order", darts.clone()),
+        ("FairDARTS, small layout on 20×20 log-matrices, first order", darts.fair()),
+    ];
+    for (name, config) in darts_cases {
+        let search = Search::darts(&config, search_config(Order::First), 1).map_err(|e| e.to_string())?;
+        let (ms, counts) = step_time(search, &radar)?;
+        let row = StepRow::new(name, ms, &counts, &mut timer, threads, None);
+        eprintln!("{name}: {ms:.1} ms");
         rows.push(row);
     }
     let (epoch_s, counts) = epoch_time()?;
@@ -192,6 +217,8 @@ pub fn run() -> Result<(), String> {
         evds_per_radar_first_order_step: rows[0].evds,
         evds_per_radar_second_order_step: rows[1].evds,
         evds_per_hdm05_first_order_step: rows[2].evds,
+        darts_first_order_ms: rows[3].ms,
+        fairdarts_first_order_ms: rows[4].ms,
         radar_epoch_first_order_s: epoch_s,
         threads,
         rows: rows.clone(),
@@ -210,7 +237,9 @@ pub fn run() -> Result<(), String> {
          EVD floor = Σₙ (EVDs of size n) × (one sequential n×n EVD, measured in this run) ÷ threads. \
          The official code takes ~5 300 ms (first order) and ~12 000 ms (second order) per RADAR step \
          and ~24 000 ms per HDM05 step on these cores (the figures of the project's first performance issue). The epoch target is the issue's \
-         100-epoch search in 10 minutes.\n\n{TABLE_HEADER}{body}\n\
+         100-epoch search in 10 minutes. The DARTS rows time the Euclidean baselines' supernet \
+         (C = 8, 3 cells, eight candidates per edge; its only EVDs are the log-matrix images) on \
+         the same batches.\n\n{TABLE_HEADER}{body}\n\
          100 first-order RADAR search epochs at this rate: {:.1} min. {evd_line}\n",
         machine_line(),
         epoch_s * 100.0 / 60.0

@@ -26,10 +26,11 @@ pub struct BatchStats {
 }
 
 impl BatchStats {
-    /// Unbiased variance `var · N/(N−1)` (what PyTorch's running variance tracks).
-    pub fn unbiased_var(&self) -> Vec<f64> {
+    /// Unbiased variance `var · N/(N−1)` (what PyTorch's running variance tracks); `None`
+    /// from a single value per channel, which says nothing of the variance.
+    pub fn unbiased_var(&self) -> Option<Vec<f64>> {
         let n = self.count as f64;
-        self.var.iter().map(|v| v * n / (n - 1.0)).collect()
+        (self.count > 1).then(|| self.var.iter().map(|v| v * n / (n - 1.0)).collect())
     }
 }
 
@@ -111,7 +112,9 @@ fn check_eps(eps: f64) -> Result<()> {
 
 /// Training-mode batch norm: `x̂ = (x − μ_c)/√(σ²_c + ε)` with the mean and biased variance of
 /// channel `c` over the batch and all pixels, then `γ_c x̂ + β_c` if `affine = Some((γ, β))`.
-/// Returns the output and the batch statistics. Needs at least two values per channel.
+/// Returns the output and the batch statistics. A single value per channel (one sample of a
+/// 1×1 map: the last batch of an epoch on small inputs) normalises to `x̂ = 0` (output `β`,
+/// no gradient to `x`) where PyTorch refuses; it needs `ε > 0`.
 pub fn batch_norm2d_train(
     g: &mut Graph,
     x: Var,
@@ -122,9 +125,10 @@ pub fn batch_norm2d_train(
     let xv = g.value(x);
     let [b, c, h, w] = xv.shape();
     let count = b * h * w;
-    if count < 2 {
+    if count == 0 || (count == 1 && eps == 0.0) {
         return Err(AutogradError::Invalid(format!(
-            "batch norm 2d: training needs more than one value per channel, got input {:?}",
+            "batch norm 2d: training needs two values per channel, or one with eps > 0; got \
+             input {:?} and eps {eps}",
             xv.shape()
         )));
     }
@@ -380,11 +384,32 @@ mod tests {
         }
     }
 
+    /// One value per channel normalises to `β` with a zero input gradient and no unbiased
+    /// variance (ε > 0); with ε = 0, or no value at all, it is refused; so are affine
+    /// parameters and running statistics of the wrong channel count.
     #[test]
-    fn batch_norm_rejects_single_values_and_bad_shapes() {
+    fn a_single_value_per_channel_gives_beta_and_bad_shapes_are_refused() {
         let mut g = Graph::new();
-        let x = g.constant(Tensor::zeros([1, 2, 1, 1]));
-        assert!(batch_norm2d_train(&mut g, x, None, 1e-5).is_err());
+        let x = g.leaf(Tensor::from_vec([1, 2, 1, 1], vec![3.0, -7.0]).unwrap());
+        let gamma = g.leaf(Tensor::from_vec([1, 2, 1, 1], vec![2.0, 0.5]).unwrap());
+        let beta = g.leaf(Tensor::from_vec([1, 2, 1, 1], vec![0.25, -1.0]).unwrap());
+        let (y, stats) = batch_norm2d_train(&mut g, x, Some((gamma, beta)), 1e-5).unwrap();
+        assert_eq!(g.value(y).data(), &[0.25, -1.0]);
+        assert_eq!(stats.unbiased_var(), None);
+        let loss = crate::ops::arith::dot_const(
+            &mut g,
+            y,
+            &Tensor::from_vec([1, 2, 1, 1], vec![1.5, -2.0]).unwrap(),
+        )
+        .unwrap();
+        let grads = g.backward(loss).unwrap();
+        assert_eq!(grads.wrt(x).unwrap().data(), &[0.0, 0.0]);
+        assert_eq!(grads.wrt(beta).unwrap().data(), &[1.5, -2.0]);
+
+        let one = g.constant(Tensor::zeros([1, 2, 1, 1]));
+        assert!(batch_norm2d_train(&mut g, one, None, 0.0).is_err());
+        let none = g.constant(Tensor::zeros([0, 2, 1, 1]));
+        assert!(batch_norm2d_train(&mut g, none, None, 1e-5).is_err());
         let x = g.constant(Tensor::zeros([2, 2, 1, 1]));
         let gamma = g.constant(Tensor::zeros([1, 3, 1, 1]));
         assert!(batch_norm2d_train(&mut g, x, Some((gamma, gamma)), 1e-5).is_err());

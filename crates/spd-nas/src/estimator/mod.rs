@@ -6,21 +6,26 @@
 //! observer, checkpointer and interrupter see and steer every method alike.
 
 mod classical;
+mod darts;
 mod network;
+mod search_stage;
 mod spdnetnas;
 
 pub use classical::{MdmClassifier, TslrClassifier, TslrParams};
+pub use darts::{DartsClassifier, DartsLayout, DartsParams};
 pub use network::{
     FittedNetwork, GenotypeChoice, GenotypeClassifier, GenotypeParams, SpdNetClassifier,
     SpdNetLayout, SpdNetParams, Trained,
 };
-pub use spdnetnas::{SearchOutcome, SpdNetNasClassifier, SpdNetNasParams};
+pub use search_stage::SearchOutcome;
+pub use spdnetnas::{SpdNetNasClassifier, SpdNetNasParams};
 
 use spd_autograd::ops::loss::argmax;
 use spd_data::Dataset;
 use spd_data::split::Split;
 
 use crate::baselines::accuracy;
+use crate::darts::DartsGenotype;
 use crate::error::{NasError, Result};
 use crate::genotype::Genotype;
 use crate::runner::{Ended, Hooks};
@@ -70,6 +75,12 @@ pub trait Estimator {
         None
     }
 
+    /// The cells of a fitted searched or drawn network, whichever search space they come
+    /// from (SPDNetNAS's, DARTS's); `None` for the other methods.
+    fn cells(&self) -> Option<Cells<'_>> {
+        self.genotype().map(Cells::Spd)
+    }
+
     /// The fitted model as a model file (the networks); an error for methods that have none.
     fn to_saved(
         &self,
@@ -86,6 +97,33 @@ pub trait Estimator {
     /// Trainable scalar parameters of the fitted model (0 for MDM; TSLR counts its weights and
     /// biases, not the reference point).
     fn n_params(&self) -> Result<usize>;
+}
+
+/// The cells of a network, from either search space, as the files that show them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Cells<'a> {
+    /// SPDNetNAS's SPD search space.
+    Spd(&'a Genotype),
+    /// DARTS's Euclidean one.
+    Darts(&'a DartsGenotype),
+}
+
+impl Cells<'_> {
+    /// The genotype as JSON.
+    pub fn to_json(self) -> String {
+        match self {
+            Cells::Spd(g) => g.to_json(),
+            Cells::Darts(g) => g.to_json(),
+        }
+    }
+
+    /// The cells as a Graphviz drawing.
+    pub fn to_dot(self) -> String {
+        match self {
+            Cells::Spd(g) => g.to_dot(),
+            Cells::Darts(g) => g.to_dot(),
+        }
+    }
 }
 
 /// `e^{z_i − max z} / Σ_j e^{z_j − max z}`.

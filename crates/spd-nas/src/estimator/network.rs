@@ -91,7 +91,7 @@ pub struct FittedNetwork<M> {
 impl<M: Classifier> FittedNetwork<M> {
     /// Trains `model` from `weights` as stage `stage` ([`train_network`]); `Break` when the
     /// interrupter stopped it.
-    fn train(
+    pub(super) fn train(
         stage: &str,
         (model, architecture, weights): (M, Architecture, ParamStore),
         config: &TrainConfig,
@@ -111,7 +111,7 @@ impl<M: Classifier> FittedNetwork<M> {
     }
 
     /// The logits of the samples `indices`, in batches of `batch_size`.
-    fn logits(
+    pub(super) fn logits(
         &self,
         data: &Dataset,
         indices: &[usize],
@@ -127,7 +127,11 @@ impl<M: Classifier> FittedNetwork<M> {
     }
 
     /// The model file.
-    fn saved(&self, class_names: Vec<String>, provenance: Option<serde_json::Value>) -> SavedModel {
+    pub(super) fn saved(
+        &self,
+        class_names: Vec<String>,
+        provenance: Option<serde_json::Value>,
+    ) -> SavedModel {
         SavedModel::new(
             self.architecture.clone(),
             class_names,

@@ -3,19 +3,19 @@
 //! `train`).
 
 use std::ops::ControlFlow;
-use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 use spd_data::Dataset;
 use spd_data::split::Split;
 
+use super::search_stage::{SearchOutcome, run_search};
 use super::{Estimator, GenotypeChoice, GenotypeClassifier, GenotypeParams};
 use crate::error::{NasError, Result};
 use crate::genotype::Genotype;
-use crate::network_config::{NetworkConfig, NetworkSpec};
-use crate::runner::{Ended, Hooks, log_value, run_epochs};
+use crate::network_config::NetworkSpec;
+use crate::runner::{Ended, Hooks};
 use crate::saved::SavedModel;
-use crate::search::{EpochLog, Search, SearchConfig, SelectedGenotype};
+use crate::search::{Search, SearchConfig};
 use crate::train::TrainConfig;
 
 /// Settings of SPDNetNAS.
@@ -39,19 +39,6 @@ impl SpdNetNasParams {
         self.search.check()?;
         self.train.check()
     }
-}
-
-/// What the search ended with.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SearchOutcome {
-    /// The supernet's configuration for the data.
-    pub network: NetworkConfig,
-    /// The genotype the selection kept, its epoch and validation result.
-    pub selected: SelectedGenotype,
-    /// One line per search epoch.
-    pub logs: Vec<EpochLog>,
-    /// Seconds spent searching in this process.
-    pub seconds: f64,
 }
 
 /// SPDNetNAS: search, derive, train.
@@ -84,30 +71,16 @@ impl SpdNetNasClassifier {
     ) -> Result<ControlFlow<Ended, &SearchOutcome>> {
         let network = self.params.network.for_data(data.n(), data.num_classes());
         network.validate()?;
-        let start = Instant::now();
         let p = &self.params;
-        let mut search = hooks.resume_or("search", || {
-            Search::supernet(&network, p.search.clone(), p.seed)
-        })?;
-        if !search.logs().is_empty() {
-            let history: Vec<_> = search.logs().iter().map(log_value).collect();
-            hooks.observer.resumed("search", &history);
-        }
-        if let ended @ Ended::Interrupted { .. } =
-            run_epochs("search", &mut search, data, split, hooks)?
-        {
-            return Ok(ControlFlow::Break(ended));
-        }
-        let selected = search
-            .selected()
-            .cloned()
-            .ok_or_else(|| NasError::Run("the search ran no epoch in which α moved".into()))?;
-        Ok(ControlFlow::Continue(self.searched.insert(SearchOutcome {
-            network,
-            selected,
-            logs: search.logs().to_vec(),
-            seconds: start.elapsed().as_secs_f64(),
-        })))
+        let fresh = || Search::supernet(&network, p.search.clone(), p.seed);
+        Ok(
+            match run_search("search", network.clone(), (data, split), hooks, fresh)? {
+                ControlFlow::Break(ended) => ControlFlow::Break(ended),
+                ControlFlow::Continue(outcome) => {
+                    ControlFlow::Continue(&*self.searched.insert(outcome))
+                }
+            },
+        )
     }
 
     /// The search's outcome, once searched.

@@ -33,6 +33,7 @@ _OVERRIDES = (
     "cells",
     "channels",
     "val_fraction",
+    "darts_layout",
 )
 
 
@@ -76,7 +77,7 @@ class _SPDNetwork(ClassifierMixin, BaseEstimator):
         genotype = getattr(self, "genotype", None)
         if isinstance(genotype, dict):
             genotype = json.dumps(genotype)
-        model, history, fitted_genotype, n_params = _spdnas.fit(
+        model, history, cells, n_params = _spdnas.fit(
             self._method,
             genotype,
             self.preset,
@@ -93,9 +94,9 @@ class _SPDNetwork(ClassifierMixin, BaseEstimator):
         self.history_ = json.loads(history)
         self.n_params_ = n_params
         self.n_features_in_ = n
-        if fitted_genotype is not None:
-            self.genotype_ = json.loads(fitted_genotype)
-            self.genotype_dot_ = _spdnas.genotype_dot(fitted_genotype)
+        if cells is not None:
+            self.genotype_ = json.loads(cells[0])
+            self.genotype_dot_ = cells[1]
         return self
 
     def _scores(self, X, proba):
@@ -133,6 +134,13 @@ def load(path):
         layout = architecture["SpdNet"]
         est = SPDNetBNClassifier() if layout.get("batch_norm") else SPDNetClassifier()
         n = layout["dims"][0]
+    elif "Darts" in architecture:
+        layout = architecture["Darts"]
+        fair = layout["config"]["mixing"] == "Sigmoid"
+        est = FairDARTSClassifier() if fair else DARTSClassifier()
+        est.genotype_ = layout["genotype"]
+        est.genotype_dot_ = _spdnas.genotype_dot(json.dumps(est.genotype_))
+        n = layout["config"]["input_size"]
     else:
         layout = architecture.get("Genotype", {})
         est = SPDNetNASClassifier(genotype=layout.get("genotype"))
@@ -261,3 +269,62 @@ class SPDNetBNClassifier(SPDNetClassifier):
     """SPDNetBN (Brooks et al. 2019): SPDNet with Riemannian batch norm after every BiMap."""
 
     _method = "spdnetbn"
+
+
+class DARTSClassifier(_SPDNetwork):
+    """DARTS (Liu et al., ICLR 2019) on the matrix logarithms of the samples, the Euclidean
+    baseline of the SPDNetNAS paper: a bilevel search of a convolutional cell (softmax over
+    the eight DARTS operations, top-2 derivation), the derived network trained from scratch,
+    with the search and training settings of ``preset``. ``darts_layout`` is ``"small"``
+    (C = 8, 3 cells; the default) or ``"paper"`` (C = 32, 20 cells). Fitted attributes:
+    ``classes_``, ``genotype_`` (dict), ``genotype_dot_``, ``history_``, ``n_params_``,
+    ``model_``."""
+
+    _method = "darts"
+
+    def __init__(
+        self,
+        preset="quick",
+        darts_layout=None,
+        search_epochs=None,
+        train_epochs=None,
+        order=None,
+        optimizer=None,
+        lr=None,
+        schedule=None,
+        min_steps=None,
+        search_min_steps=None,
+        patience=None,
+        weight_decay=None,
+        warmup=None,
+        selection=None,
+        val_fraction=None,
+        seed=0,
+        n_threads=None,
+        verbose=False,
+    ):
+        self.preset = preset
+        self.darts_layout = darts_layout
+        self.search_epochs = search_epochs
+        self.train_epochs = train_epochs
+        self.order = order
+        self.optimizer = optimizer
+        self.lr = lr
+        self.schedule = schedule
+        self.min_steps = min_steps
+        self.search_min_steps = search_min_steps
+        self.patience = patience
+        self.weight_decay = weight_decay
+        self.warmup = warmup
+        self.selection = selection
+        self.val_fraction = val_fraction
+        self.seed = seed
+        self.n_threads = n_threads
+        self.verbose = verbose
+
+
+class FairDARTSClassifier(DARTSClassifier):
+    """FairDARTS (Chu et al., ECCV 2020): DARTS with an independent sigmoid weight per
+    operation, the zero-one loss on those weights, and derivation by threshold."""
+
+    _method = "fairdarts"
