@@ -318,6 +318,15 @@ fn a_bad_schedule_flag_is_an_input_error_naming_it() {
             "--search-epochs",
         ),
         (vec!["run", "--seeds", "1,1"], "--seeds"),
+        (
+            vec!["run", "--baselines", "mdm,dart"],
+            "possible values: spdnet, spdnetbn, random, mdm, tslr, darts, fairdarts",
+        ),
+        (vec!["baseline", "nas"], "fairdarts"),
+        (
+            vec!["run", "--darts-layout", "large"],
+            "possible values: small, paper",
+        ),
     ] {
         let o = spdnas(&args);
         assert_eq!(o.status.code(), Some(2), "{args:?}");

@@ -47,23 +47,10 @@ fn main() {
         order,
         ..Default::default()
     };
+    let darts = DartsConfig::small(20, 3);
     match args.first().map(String::as_str).unwrap_or("spd") {
-        "darts" => run(
-            Search::darts(
-                &DartsConfig {
-                    channels: std::env::var("C").map_or(8, |c| c.parse().unwrap()),
-                    ..DartsConfig::small(20, 3)
-                },
-                config,
-                1,
-            )
-            .unwrap(),
-            steps,
-        ),
-        "fairdarts" => run(
-            Search::darts(&DartsConfig::small(20, 3).fair(), config, 1).unwrap(),
-            steps,
-        ),
+        "darts" => run(Search::darts(&darts, config, 1).unwrap(), steps),
+        "fairdarts" => run(Search::darts(&darts.fair(), config, 1).unwrap(), steps),
         _ => run(
             Search::supernet(&NetworkConfig::radar(), config, 1).unwrap(),
             steps,

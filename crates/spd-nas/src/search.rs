@@ -418,10 +418,11 @@ pub fn arch_gradient<N: Supernet>(
 ) -> Result<BTreeMap<ParamId, Tensor>> {
     let mut g_alpha = loss_arch_gradient(network, weights, arch, train, val, order, step)?;
     if let Some(penalty) = penalty_gradient(network, arch)? {
-        for (id, g) in g_alpha.iter_mut() {
-            if let Some(p) = penalty.get(id) {
-                g.axpy(1.0, p);
-            }
+        for (id, p) in penalty {
+            g_alpha
+                .entry(id)
+                .or_insert_with(|| Tensor::zeros(p.shape()))
+                .axpy(1.0, &p);
         }
     }
     Ok(g_alpha)

@@ -621,10 +621,10 @@ fn arch_bits(arch: &ArchParams) -> Vec<u64> {
         .collect()
 }
 
-/// The architecture gradient of FairDARTS is the validation loss's gradient plus that of
-/// `w₀₁ L₀₁`, whose closed form is `−(2 w₀₁ / N)(σ − ½) σ (1 − σ)` per logit (`N` = every
-/// logit of both cell types); DARTS adds nothing. First and second order alike, the
-/// difference is the closed form (the penalty depends on neither weights nor data).
+/// The architecture gradient of FairDARTS, first and second order, exceeds that of the same
+/// supernet with `w₀₁ = 0` by the zero-one loss's closed-form gradient
+/// `−(2 w₀₁ / N)(σ − ½) σ (1 − σ)` per logit (`N` = every logit of both cell types); DARTS's
+/// first-order architecture gradient is its validation loss's gradient, bit for bit.
 #[test]
 fn fairdarts_arch_gradient_adds_the_zero_one_gradient_and_darts_adds_nothing() {
     use spd_nas::search::{
@@ -633,76 +633,81 @@ fn fairdarts_arch_gradient_adds_the_zero_one_gradient_and_darts_adds_nothing() {
     use spd_nas::supernet::Supernet;
     let x = spd_batch(4, 6, 11);
     let y = vec![0, 1, 2, 0];
-    for mixing in [DartsMixing::Softmax, DartsMixing::Sigmoid] {
-        let config = DartsConfig {
-            mixing,
-            ..DartsConfig::small(6, 3)
-        };
-        let mut s = Search::darts(&config, SearchConfig::default(), 3).unwrap();
-        randomize(&mut s.arch, 1.5, 40);
-        for order in [Order::First, Order::Second] {
-            let step = VirtualStep {
-                lr: 0.01,
-                metric: spd_autograd::StiefelMetric::Embedded,
-            };
-            let total = arch_gradient(
-                &s.network,
-                &s.weights,
-                &s.arch,
+    let step = VirtualStep {
+        lr: 0.01,
+        metric: spd_autograd::StiefelMetric::Embedded,
+    };
+    let config = DartsConfig::small(6, 3).fair();
+    let mut fair = Search::darts(&config, SearchConfig::default(), 3).unwrap();
+    randomize(&mut fair.arch, 1.5, 40);
+    let mut plain = fair.network.clone();
+    plain.config.zero_one_weight = 0.0;
+    let count = 2 * config.edges() * Primitive::ALL.len();
+    for order in [Order::First, Order::Second] {
+        let gradient = |network: &DartsNetwork| {
+            arch_gradient(
+                network,
+                &fair.weights,
+                &fair.arch,
                 (&x, &y),
                 (&x, &y),
                 order,
                 step,
             )
-            .unwrap();
-            // the same gradient without the penalty: a first-order loss gradient, or for
-            // the second order the DARTS supernet's own (same weights, same α, softmax
-            // normalisation replaced is not possible), so compare first order directly
-            if order == Order::Second {
-                assert!(total.values().all(|t| t.is_finite()));
-                continue;
+            .unwrap()
+        };
+        let (with, without) = (gradient(&fair.network), gradient(&plain));
+        for id in fair.arch.normal.iter().chain(&fair.arch.reduce) {
+            let z = fair.arch.store.get(*id).unwrap().value.data();
+            for (k, &zk) in z.iter().enumerate() {
+                let sg = 1.0 / (1.0 + (-zk).exp());
+                let expected =
+                    -2.0 * config.zero_one_weight / count as f64 * (sg - 0.5) * sg * (1.0 - sg);
+                let got = with[id].data()[k] - without[id].data()[k];
+                assert!(
+                    (got - expected).abs() <= 1e-12 * (1.0 + with[id].data()[k].abs()),
+                    "{order:?}: {got:e} vs {expected:e}"
+                );
             }
-            let loss = evaluate(
-                &s.network,
-                &s.weights,
-                Some(&s.arch),
-                (&x, &y),
-                Mode::Train,
-                Differentiate::Arch,
-            )
-            .unwrap();
-            let loss = loss.grads.unwrap();
-            let count = 2 * config.edges() * Primitive::ALL.len();
-            for id in s.arch.normal.iter().chain(&s.arch.reduce) {
-                let z = s.arch.store.get(*id).unwrap().value.data().to_vec();
-                let got = total[id].data();
-                let base = loss.params()[id].data();
-                for k in 0..z.len() {
-                    let expected = match mixing {
-                        DartsMixing::Softmax => 0.0,
-                        DartsMixing::Sigmoid => {
-                            let sg = 1.0 / (1.0 + (-z[k]).exp());
-                            -2.0 * config.zero_one_weight / count as f64
-                                * (sg - 0.5)
-                                * sg
-                                * (1.0 - sg)
-                        }
-                    };
-                    assert!(
-                        (got[k] - base[k] - expected).abs() <= 1e-12,
-                        "{mixing:?}: {} vs {}",
-                        got[k] - base[k],
-                        expected
-                    );
-                }
-            }
-            let penalised = s.network.arch_penalty(&mut Graph::new(), &s.arch).unwrap();
-            assert_eq!(penalised.is_some(), mixing == DartsMixing::Sigmoid);
         }
+    }
+
+    let mut darts = Search::darts(&DartsConfig::small(6, 3), SearchConfig::default(), 3).unwrap();
+    randomize(&mut darts.arch, 1.5, 41);
+    assert!(
+        darts
+            .network
+            .arch_penalty(&mut Graph::new(), &darts.arch)
+            .unwrap()
+            .is_none()
+    );
+    let total = arch_gradient(
+        &darts.network,
+        &darts.weights,
+        &darts.arch,
+        (&x, &y),
+        (&x, &y),
+        Order::First,
+        step,
+    )
+    .unwrap();
+    let loss = evaluate(
+        &darts.network,
+        &darts.weights,
+        Some(&darts.arch),
+        (&x, &y),
+        Mode::Train,
+        Differentiate::Arch,
+    )
+    .unwrap()
+    .grads
+    .unwrap();
+    for id in darts.arch.normal.iter().chain(&darts.arch.reduce) {
+        assert_eq!(total[id].data(), loss.params()[id].data());
     }
 }
 
-/// A DARTS and a FairDARTS search epoch (first order; second order for DARTS) run through
+/// A DARTS and a FairDARTS search epoch (first and second order) run through
 /// the one search: α moves, the log line carries a genotype that builds a derived network,
 /// and the selection keeps it.
 #[test]
@@ -713,6 +718,7 @@ fn darts_and_fairdarts_search_epochs_move_alpha_and_select_a_buildable_genotype(
         (DartsMixing::Softmax, Order::First),
         (DartsMixing::Softmax, Order::Second),
         (DartsMixing::Sigmoid, Order::First),
+        (DartsMixing::Sigmoid, Order::Second),
     ] {
         let config = DartsConfig {
             mixing,

@@ -217,7 +217,7 @@ fn genotype_dot(genotype: &str) -> PyResult<String> {
         Ok(g) => Ok(g.to_dot()),
         Err(spd_error) => spdnas::nas::darts::DartsGenotype::from_json(genotype)
             .map(|g| g.to_dot())
-            .map_err(|_| spd_error),
+            .map_err(|e| PyValueError::new_err(format!("{spd_error}; nor DARTS genotype JSON: {e}"))),
     }
 }
 

@@ -185,6 +185,26 @@ def test_a_search_fit_reports_its_searched_cell_and_both_stages():
     assert est.predict(X).shape == (len(X),)
 
 
+@pytest.mark.parametrize("cls,stage", [
+    (spdnas.DARTSClassifier, "darts"),
+    (spdnas.FairDARTSClassifier, "fairdarts"),
+])
+def test_darts_baselines_search_train_draw_their_cell_and_reload(tmp_path, cls, stage):
+    X, y = spd_data(per_class=12)
+    est = cls(search_epochs=1, search_min_steps=0, **FAST).fit(X, y)
+    assert set(est.history_) == {f"{stage}-search", stage}
+    assert {"normal", "reduce", "steps"} <= set(est.genotype_)
+    assert est.genotype_dot_.startswith("digraph")
+    assert est.n_params_ > 0
+    assert clone(est).get_params() == est.get_params()
+    path = tmp_path / "model.json"
+    est.save(path)
+    loaded = spdnas.load(path)
+    assert type(loaded) is cls
+    assert loaded.genotype_ == est.genotype_
+    np.testing.assert_array_equal(loaded.decision_function(X), est.decision_function(X))
+
+
 def test_ctrl_c_stops_a_fit_at_an_epoch_boundary_with_keyboard_interrupt():
     import signal
     import threading

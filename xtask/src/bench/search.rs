@@ -189,11 +189,18 @@ pub fn run() -> Result<(), String> {
     let radar = NetworkConfig::radar();
     let darts = DartsConfig::small(radar.input_dim, radar.num_classes);
     let darts_cases = [
-        ("DARTS, small layout on 20×20 log-matrices, first order", darts.clone()),
-        ("FairDARTS, small layout on 20×20 log-matrices, first order", darts.fair()),
+        (
+            "DARTS, small layout on 20×20 log-matrices, first order",
+            darts.clone(),
+        ),
+        (
+            "FairDARTS, small layout on 20×20 log-matrices, first order",
+            darts.fair(),
+        ),
     ];
     for (name, config) in darts_cases {
-        let search = Search::darts(&config, search_config(Order::First), 1).map_err(|e| e.to_string())?;
+        let search =
+            Search::darts(&config, search_config(Order::First), 1).map_err(|e| e.to_string())?;
         let (ms, counts) = step_time(search, &radar)?;
         let row = StepRow::new(name, ms, &counts, &mut timer, threads, None);
         eprintln!("{name}: {ms:.1} ms");

@@ -22,25 +22,39 @@ use crate::search::{Search, SearchConfig};
 use crate::seeds;
 use crate::train::TrainConfig;
 
-/// The size of the DARTS network, whatever the input size (the convolutions keep the image
-/// size until a reduction cell halves it).
+/// The sizes of the searched supernet and of the derived network, whatever the input size
+/// (the convolutions keep the image size until a reduction cell halves it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum DartsLayout {
-    /// [`DartsConfig::small`]: `C = 8`, 3 cells, searched and trained in minutes on two cores.
+    /// [`DartsConfig::small`] for both: `C = 8`, 3 cells.
     #[default]
     Small,
-    /// [`DartsConfig::paper`]: `C = 32`, 20 cells, the paper's 2.64 M-parameter model.
+    /// DARTS's search network (`C = 16`, 8 cells), then [`DartsConfig::paper`] (`C = 32`, 20
+    /// cells), the paper's 2.64 M-parameter model.
     Paper,
 }
 
 impl DartsLayout {
-    /// The layout for `n × n` inputs in `classes` classes, mixed by `mixing`.
+    /// The derived network's layout for `n × n` inputs in `classes` classes, mixed by `mixing`.
     pub fn config(self, n: usize, classes: usize, mixing: DartsMixing) -> DartsConfig {
         let config = match self {
             DartsLayout::Small => DartsConfig::small(n, classes),
             DartsLayout::Paper => DartsConfig::paper(n, classes),
         };
         DartsConfig { mixing, ..config }
+    }
+
+    /// The searched supernet's layout: the derived one, with DARTS's search sizes for `Paper`.
+    pub fn search_config(self, n: usize, classes: usize, mixing: DartsMixing) -> DartsConfig {
+        let config = self.config(n, classes, mixing);
+        match self {
+            DartsLayout::Small => config,
+            DartsLayout::Paper => DartsConfig {
+                channels: 16,
+                cells: 8,
+                ..config
+            },
+        }
     }
 }
 
@@ -64,6 +78,7 @@ impl DartsParams {
     /// Rejects settings no fit can use.
     pub fn check(&self) -> Result<()> {
         self.layout.config(2, 2, self.mixing).check()?;
+        self.layout.search_config(2, 2, self.mixing).check()?;
         self.search.check()?;
         self.train.check()
     }
@@ -121,15 +136,17 @@ impl Estimator for DartsClassifier {
     fn fit(&mut self, data: &Dataset, split: &Split, hooks: &mut Hooks) -> Result<Ended> {
         let p = &self.params;
         let stage = p.method().1;
-        let config = p.layout.config(data.n(), data.num_classes(), p.mixing);
-        let fresh = || Search::darts(&config, p.search.clone(), p.seed);
+        let (n, classes) = (data.n(), data.num_classes());
+        let supernet = p.layout.search_config(n, classes, p.mixing);
+        let fresh = || Search::darts(&supernet, p.search.clone(), p.seed);
         let search_stage = format!("{stage}-search");
-        let searched = match run_search(&search_stage, config.clone(), (data, split), hooks, fresh)?
-        {
-            ControlFlow::Break(ended) => return Ok(ended),
-            ControlFlow::Continue(outcome) => self.searched.insert(outcome),
-        };
+        let searched =
+            match run_search(&search_stage, supernet.clone(), (data, split), hooks, fresh)? {
+                ControlFlow::Break(ended) => return Ok(ended),
+                ControlFlow::Continue(outcome) => self.searched.insert(outcome),
+            };
         let genotype = searched.selected.genotype.clone();
+        let config = p.layout.config(n, classes, p.mixing);
         let mut store = ParamStore::new();
         let mut rng = seeds::rng(p.seed, seeds::BASELINE_INIT);
         let network = DartsNetwork::derived(&config, &genotype, &mut store, &mut rng)?;

@@ -1,5 +1,6 @@
 //! One estimator API under every method: SPDNetNAS (search, derive, train), a network of a
-//! given or random genotype, SPDNet and SPDNetBN, MDM and tangent-space logistic regression.
+//! given or random genotype, SPDNet and SPDNetBN, DARTS and FairDARTS on log-matrix images
+//! (search, derive, train), MDM and tangent-space logistic regression.
 //! An estimator is built from a validated parameter struct, fitted on a dataset and a split
 //! (the training part fits, the validation part selects; the test part is never touched), and
 //! then scores samples. Fitting runs its epoch loops through [`crate::runner`], so the caller's
