@@ -276,7 +276,8 @@ class DARTSClassifier(_SPDNetwork):
     baseline of the SPDNetNAS paper: a bilevel search of a convolutional cell (softmax over
     the eight DARTS operations, top-2 derivation), the derived network trained from scratch,
     with the search and training settings of ``preset``. ``darts_layout`` is ``"small"``
-    (C = 8, 3 cells; the default) or ``"paper"`` (C = 32, 20 cells). Fitted attributes:
+    (C = 8, 3 cells, searched and trained; the default) or ``"paper"`` (DARTS's search network,
+    C = 16 and 8 cells, then the derived network at C = 32 and 20 cells). Fitted attributes:
     ``classes_``, ``genotype_`` (dict), ``genotype_dot_``, ``history_``, ``n_params_``,
     ``model_``."""
 
