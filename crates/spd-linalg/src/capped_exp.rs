@@ -82,9 +82,19 @@ impl CappedExp {
         out: MatMut<'_, f64>,
     ) -> Result<()> {
         ws.eigh.decompose_into(x, values, Some(vectors.rb_mut()))?;
-        let f = FlooredExp(self.floor(values));
-        ws.apply_into(&f, values, vectors.as_ref(), out);
+        self.finish_into(ws, values, vectors.as_ref(), out);
         Ok(())
+    }
+
+    /// `out ← E(x)` from the decomposition `values`/`vectors` of `x`.
+    pub fn finish_into(
+        &self,
+        ws: &mut SpectralWorkspace,
+        values: &[f64],
+        vectors: MatRef<'_, f64>,
+        out: MatMut<'_, f64>,
+    ) {
+        ws.apply_into(&FlooredExp(self.floor(values)), values, vectors, out);
     }
 
     /// `out ← ∂L/∂S` from the saved decomposition and the upstream gradient `grad`.
@@ -127,8 +137,9 @@ impl CappedExp {
 /// `E(S_k)` of every matrix of a batch, in parallel; returns the outputs and the
 /// decompositions for [`capped_exp_backward_batch`].
 pub fn capped_exp_batch(cap: &CappedExp, data: &[f64], n: usize) -> Result<(Vec<f64>, EighBatch)> {
-    forward_batch(data, n, |ws, x, values, u, y| {
-        cap.forward_into(ws, x, values, u, y)
+    forward_batch(data, n, |ws, values, u, y| {
+        cap.finish_into(ws, values, u, y);
+        Ok(())
     })
 }
 

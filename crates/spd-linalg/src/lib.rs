@@ -23,6 +23,7 @@ pub mod capped_exp;
 mod counter;
 pub mod dense;
 pub mod eigh;
+pub mod jacobi;
 mod error;
 pub mod mean;
 pub mod random;

@@ -8,6 +8,7 @@ use std::process::Command;
 
 use serde::Serialize;
 use spd_linalg::random::{random_spd, seeded_rng};
+use spd_linalg::jacobi::{JacobiBatch, JacobiWork, LANES};
 use spd_linalg::{EighWorkspace, Log, eigh_batch, eigh_batch_seq, spectral_batch};
 
 use super::median_seconds;
@@ -31,7 +32,43 @@ struct Row {
     threads: usize,
     spdnas_us_per_matrix: f64,
     faer_us_per_matrix: Option<f64>,
+    jacobi_us_per_matrix: Option<f64>,
     numpy_us_per_matrix: Option<f64>,
+}
+
+/// The batched Jacobi solver's work on one case, to relate its time to its arithmetic.
+#[derive(Serialize)]
+struct JacobiRow {
+    n: usize,
+    us_per_matrix: f64,
+    sweeps_per_group: f64,
+    rotations_per_group: f64,
+    lane_rotations_per_matrix: f64,
+    ns_per_group_rotation: f64,
+}
+
+/// Sequential batched-Jacobi decompositions of every matrix of `data`, `LANES` at a time:
+/// seconds for all, and the work summed over the groups.
+fn jacobi_seconds(data: &[f64], n: usize) -> (f64, JacobiWork) {
+    let nn = n * n;
+    let mut solver = JacobiBatch::new(n);
+    let mut values = vec![0.0; LANES * n];
+    let mut vectors = vec![0.0; LANES * nn];
+    let mut work = JacobiWork::default();
+    let seconds = median_seconds(|| {
+        work = JacobiWork::default();
+        for group in data.chunks(LANES * nn) {
+            let count = group.len() / nn;
+            solver
+                .decompose_group(group, &mut values[..count * n], &mut vectors[..count * nn])
+                .expect("benchmark matrices are SPD");
+            let w = solver.last_work();
+            work.sweeps += w.sweeps;
+            work.rotations += w.rotations;
+            work.lane_rotations += w.lane_rotations;
+        }
+    });
+    (seconds, work)
 }
 
 /// Seconds for sequential EVDs of every matrix of `data` by faer's solver alone.
@@ -169,6 +206,7 @@ pub fn run() -> Result<(), String> {
     faer::set_global_parallelism(faer::Par::Seq);
     let (one, two) = (pool(1)?, pool(2)?);
     let mut rows = Vec::new();
+    let mut jacobi_rows = Vec::new();
     let mut numpy_desc = None;
     for (n, batch) in CASES {
         let data = batch_data(n, batch);
@@ -177,6 +215,19 @@ pub fn run() -> Result<(), String> {
             eigh_batch_seq(&data, n).expect("benchmark matrices are SPD");
         }));
         let eigh_faer = us(faer_seconds(&data, n));
+        let jacobi = (n <= JACOBI_MAX).then(|| {
+            let (seconds, work) = jacobi_seconds(&data, n);
+            let groups = batch.div_ceil(LANES) as f64;
+            jacobi_rows.push(JacobiRow {
+                n,
+                us_per_matrix: us(seconds),
+                sweeps_per_group: work.sweeps as f64 / groups,
+                rotations_per_group: work.rotations as f64 / groups,
+                lane_rotations_per_matrix: work.lane_rotations as f64 / batch as f64,
+                ns_per_group_rotation: seconds * 1e9 / work.rotations.max(1) as f64,
+            });
+            us(seconds)
+        });
         let eigh_par = us(two.install(|| {
             median_seconds(|| {
                 eigh_batch(&data, n).expect("benchmark matrices are SPD");
@@ -197,23 +248,13 @@ pub fn run() -> Result<(), String> {
             numpy_desc.get_or_insert_with(|| np.description.clone());
         }
         let faer = Some(eigh_faer);
-        for (op, threads, t, faer, np) in [
-            (
-                "eigh",
-                1,
-                eigh_seq,
-                faer,
-                numpy.as_ref().map(|x| us(x.eigh)),
-            ),
-            (
-                "eigh",
-                2,
-                eigh_par,
-                faer,
-                numpy.as_ref().map(|x| us(x.eigh)),
-            ),
-            ("log", 1, log_seq, None, numpy.as_ref().map(|x| us(x.log))),
-            ("log", 2, log_par, None, numpy.as_ref().map(|x| us(x.log))),
+        let np_eigh = numpy.as_ref().map(|x| us(x.eigh));
+        let np_log = numpy.as_ref().map(|x| us(x.log));
+        for (op, threads, t, faer, jacobi, np) in [
+            ("eigh", 1, eigh_seq, faer, jacobi, np_eigh),
+            ("eigh", 2, eigh_par, faer, jacobi, np_eigh),
+            ("log", 1, log_seq, None, None, np_log),
+            ("log", 2, log_par, None, None, np_log),
         ] {
             rows.push(Row {
                 op,
@@ -222,19 +263,52 @@ pub fn run() -> Result<(), String> {
                 threads,
                 spdnas_us_per_matrix: t,
                 faer_us_per_matrix: faer,
+                jacobi_us_per_matrix: jacobi,
                 numpy_us_per_matrix: np,
             });
         }
         eprintln!("n = {n}: done");
     }
-    let json = serde_json::to_string_pretty(&rows).map_err(|e| e.to_string())?;
+    let json = serde_json::to_string_pretty(&serde_json::json!({
+        "rows": rows,
+        "jacobi": jacobi_rows,
+    }))
+    .map_err(|e| e.to_string())?;
     let json_path = workspace_root().join("target/bench/linalg.json");
     write_atomic(&json_path, &json)?;
-    let table = markdown(&rows, numpy_desc.as_deref());
+    let mut table = markdown(&rows, numpy_desc.as_deref());
+    table.push_str(&jacobi_markdown(&jacobi_rows));
     println!("{table}");
     let docs = update_docs_section("linalg", &table)?;
     eprintln!("wrote {} and {}", json_path.display(), docs.display());
     Ok(())
+}
+
+/// Sizes timed with the batched Jacobi solver (its cost grows as `sweeps · n³`).
+const JACOBI_MAX: usize = 96;
+
+fn jacobi_markdown(rows: &[JacobiRow]) -> String {
+    let mut s = String::from(
+        "\nBatched Jacobi, what the time buys: sweeps per group of 8 (the last rotates \
+         nothing), rotations per group (a pair rotated in any lane), rotations per matrix, and \
+         the time of one group rotation (2 divisions and 2 square roots of 8 lanes, then \
+         `O(n)` updates of two columns of A and V and a copy into two rows of A).\n\n\
+         | n | µs per matrix | sweeps / group | rotations / group | rotations / matrix | ns per group rotation | ns per group rotation / n |\n\
+         |---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for r in rows {
+        s.push_str(&format!(
+            "| {} | {:.2} | {:.1} | {:.0} | {:.0} | {:.0} | {:.1} |\n",
+            r.n,
+            r.us_per_matrix,
+            r.sweeps_per_group,
+            r.rotations_per_group,
+            r.lane_rotations_per_matrix,
+            r.ns_per_group_rotation,
+            r.ns_per_group_rotation / r.n as f64,
+        ));
+    }
+    s
 }
 
 fn markdown(rows: &[Row], numpy: Option<&str>) -> String {
@@ -250,22 +324,25 @@ fn markdown(rows: &[Row], numpy: Option<&str>) -> String {
     );
     s.push_str(
         "`faer seq` is faer's self-adjoint EVD alone; spdnas uses its own tridiagonal QR for \
-         n ≤ 96 and faer above.\n\n",
+         n ≤ 96 and faer above. `Jacobi seq` is the batched cyclic Jacobi solver \
+         (`spd_linalg::jacobi`, 8 matrices per AVX-512 lane group), one thread.\n\n",
     );
     s.push_str(
-        "| op | n | batch | spdnas seq | faer seq | spdnas rayon ×2 | numpy | ratio (rayon ×2) |\n",
+        "| op | n | batch | spdnas seq | faer seq | Jacobi seq | spdnas rayon ×2 | numpy | ratio (rayon ×2) |\n",
     );
-    s.push_str("|---|---:|---:|---:|---:|---:|---:|---:|\n");
+    s.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for pair in rows.chunks(2) {
         let (seq, par) = (&pair[0], &pair[1]);
         let np = par.numpy_us_per_matrix;
         s.push_str(&format!(
-            "| {} | {} | {} | {:.1} | {} | {:.1} | {} | {} |\n",
+            "| {} | {} | {} | {:.1} | {} | {} | {:.1} | {} | {} |\n",
             par.op,
             par.n,
             par.batch,
             seq.spdnas_us_per_matrix,
             seq.faer_us_per_matrix
+                .map_or("–".into(), |v| format!("{v:.1}")),
+            seq.jacobi_us_per_matrix
                 .map_or("–".into(), |v| format!("{v:.1}")),
             par.spdnas_us_per_matrix,
             np.map_or("–".into(), |v| format!("{v:.1}")),

@@ -1,0 +1,618 @@
+//! Symmetric eigendecomposition of up to [`LANES`] matrices of one size at once by the cyclic
+//! two-sided Jacobi method (Golub & Van Loan, *Matrix Computations*, §8.5), with the matrices
+//! interleaved entry by entry so that lane `l` of every vector operation belongs to matrix `l`.
+//!
+//! Each sweep visits every pair `(p, q)` in a round-robin order: `n − 1` rounds (`n` for odd
+//! `n`) of disjoint pairs, whose rotations commute, so a round's angles are all computed before
+//! any is applied. The rotation of a pair zeroes `a_pq` (Rutishauser's formulas):
+//! `θ = (a_qq − a_pp) / 2a_pq`, `t = sign(θ) / (|θ| + √(θ² + 1))`, `c = 1/√(t² + 1)`, `s = t c`,
+//! `A ← Jᵀ A J`, `V ← V J`. A lane rotates a pair only while
+//! `a_pq² > max(ε² |a_pp a_qq|, (ε ‖A‖_F / n)²)` (relative, then absolute, smallness); a lane
+//! that does not rotate keeps its values exactly (the rotated values are blended away), and the
+//! group stops after a sweep in which no lane rotated. A lane's arithmetic therefore never
+//! depends on the other lanes: the same matrix gives the same bits in any lane, in any group,
+//! alone or padded, on any thread count. Inputs are scaled per lane by a power of two (exact) so
+//! that the squares above cannot overflow.
+//!
+//! The kernel is compiled three times (AVX-512, AVX2, baseline) and picked at run time. The
+//! arithmetic is the same IEEE operations in the same order in each (no FMA; Rust never
+//! contracts), so the encodings give the same bits; what differs is how many lanes one
+//! instruction covers.
+
+use crate::counter::count_evd;
+use crate::error::{LinalgError, Result};
+
+/// Matrices decomposed together: one AVX-512 register of `f64`.
+pub const LANES: usize = 8;
+
+/// Sweeps allowed before a lane reports [`LinalgError::NoConvergence`] (quadratic convergence
+/// takes 5–10 at the sizes of SPD networks).
+const MAX_SWEEPS: usize = 60;
+
+type Lane = [f64; LANES];
+
+/// One entry of the interleaved matrices, aligned so a vector load never splits a cache line.
+#[derive(Clone, Copy)]
+#[repr(C, align(64))]
+struct Entry(Lane);
+/// Per-lane selector: all ones where a lane rotates, zero where it keeps its values.
+type Mask = [u64; LANES];
+
+/// The rotation of one pair in one round, per lane.
+#[derive(Clone, Copy)]
+struct Rotation {
+    p: usize,
+    q: usize,
+    c: Lane,
+    s: Lane,
+    t: Lane,
+    active: Mask,
+}
+
+/// Scratch for groups of `n × n` decompositions; reused across calls.
+pub struct JacobiBatch {
+    n: usize,
+    /// `A`, entry `(i, j)` at `j n + i`, one lane per matrix.
+    a: Vec<Entry>,
+    /// `V`, same layout.
+    v: Vec<Entry>,
+    /// Round-robin schedule: rounds of disjoint pairs `p < q`.
+    rounds: Vec<Vec<(usize, usize)>>,
+    rotations: Vec<Rotation>,
+    scale: Lane,
+    floor2: Lane,
+    order: Vec<usize>,
+    work: JacobiWork,
+}
+
+/// What the last group cost: sweeps run and rotations applied, for benchmarks that relate the
+/// time to the arithmetic.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct JacobiWork {
+    /// Sweeps run, the last of which rotated nothing.
+    pub sweeps: usize,
+    /// Pairs rotated in at least one lane (each costs the group one rotation).
+    pub rotations: usize,
+    /// Rotations summed over the lanes that performed them.
+    pub lane_rotations: usize,
+}
+
+impl JacobiBatch {
+    /// Scratch for `n × n` matrices.
+    pub fn new(n: usize) -> Self {
+        let rounds = round_robin(n);
+        let most = rounds.iter().map(Vec::len).max().unwrap_or(0);
+        Self {
+            n,
+            a: vec![Entry([0.0; LANES]); n * n],
+            v: vec![Entry([0.0; LANES]); n * n],
+            rounds,
+            rotations: Vec::with_capacity(most),
+            scale: [1.0; LANES],
+            floor2: [0.0; LANES],
+            order: Vec::with_capacity(n),
+            work: JacobiWork::default(),
+        }
+    }
+
+    /// Matrix size this scratch serves.
+    pub fn dim(&self) -> usize {
+        self.n
+    }
+
+    /// The work of the last [`JacobiBatch::decompose_group`].
+    pub fn last_work(&self) -> JacobiWork {
+        self.work
+    }
+
+    /// Decomposes the `count = inputs.len() / n² ≤ LANES` matrices stored contiguously in
+    /// `inputs` (column-major, lower triangles read): ascending eigenvalues into `values`
+    /// (`count · n`) and orthonormal eigenvectors into `vectors` (`count · n²`, column-major).
+    /// Inputs must be finite (checked by the callers). Each matrix is counted as one EVD. A
+    /// matrix that does not converge is `InBatch { index: its position here, NoConvergence }`.
+    pub fn decompose_group(
+        &mut self,
+        inputs: &[f64],
+        values: &mut [f64],
+        vectors: &mut [f64],
+    ) -> Result<()> {
+        let n = self.n;
+        let nn = n * n;
+        let count = if nn == 0 { 0 } else { inputs.len() / nn };
+        for (context, expected, found) in [
+            ("Jacobi group (a multiple of n²)", count * nn, inputs.len()),
+            ("Jacobi group (matrices)", count.min(LANES), count),
+            ("Jacobi group (eigenvalues)", count * n, values.len()),
+            ("Jacobi group (eigenvectors)", count * nn, vectors.len()),
+        ] {
+            if found != expected {
+                return Err(LinalgError::DimensionMismatch {
+                    context,
+                    expected,
+                    found,
+                });
+            }
+        }
+        if count == 0 {
+            return Ok(());
+        }
+        for _ in 0..count {
+            count_evd(n);
+        }
+        self.load(inputs, count);
+        let converged = self.sweep_until_still();
+        for (l, ok) in converged.iter().enumerate().take(count) {
+            if !ok {
+                return Err(LinalgError::NoConvergence.in_batch(l));
+            }
+        }
+        self.store(count, values, vectors);
+        Ok(())
+    }
+
+    /// Interleaves the lower triangles of `count` matrices (mirrored), pads the other lanes
+    /// with the identity, scales each lane by a power of two and sets `V = I`.
+    fn load(&mut self, inputs: &[f64], count: usize) {
+        let n = self.n;
+        let nn = n * n;
+        self.a.fill(Entry([0.0; LANES]));
+        self.v.fill(Entry([0.0; LANES]));
+        for i in 0..n {
+            self.v[i * n + i] = Entry([1.0; LANES]);
+        }
+        for l in 0..LANES {
+            if l >= count {
+                for i in 0..n {
+                    self.a[i * n + i].0[l] = 1.0;
+                }
+                self.scale[l] = 1.0;
+                self.floor2[l] = 0.0;
+                continue;
+            }
+            let m = &inputs[l * nn..(l + 1) * nn];
+            let biggest = (0..n)
+                .flat_map(|j| (j..n).map(move |i| m[j * n + i].abs()))
+                .fold(0.0f64, f64::max);
+            let scale = power_of_two_below(biggest);
+            let inverse = 1.0 / scale;
+            let mut frob2 = 0.0;
+            for j in 0..n {
+                for i in j..n {
+                    let x = m[j * n + i] * inverse;
+                    self.a[j * n + i].0[l] = x;
+                    self.a[i * n + j].0[l] = x;
+                    frob2 += if i == j { x * x } else { 2.0 * x * x };
+                }
+            }
+            self.scale[l] = scale;
+            self.floor2[l] = f64::EPSILON * f64::EPSILON * frob2 / (n * n) as f64;
+        }
+    }
+
+    /// Runs sweeps until one rotates nothing in any lane; returns which lanes converged.
+    fn sweep_until_still(&mut self) -> [bool; LANES] {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                // SAFETY: the CPU supports AVX-512F, checked just above.
+                return unsafe { self.sweeps_avx512() };
+            }
+            if std::arch::is_x86_feature_detected!("avx2") {
+                // SAFETY: the CPU supports AVX2, checked just above.
+                return unsafe { self.sweeps_avx2() };
+            }
+        }
+        self.sweeps_here()
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn sweeps_avx512(&mut self) -> [bool; LANES] {
+        self.sweeps_here()
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn sweeps_avx2(&mut self) -> [bool; LANES] {
+        self.sweeps_here()
+    }
+
+    #[inline(always)]
+    fn sweeps_here(&mut self) -> [bool; LANES] {
+        self.work = JacobiWork::default();
+        for _ in 0..MAX_SWEEPS {
+            self.work.sweeps += 1;
+            let mut rotated = [0u64; LANES];
+            for r in 0..self.rounds.len() {
+                self.plan_round(r);
+                for rot in &self.rotations {
+                    for (any, &act) in rotated.iter_mut().zip(&rot.active) {
+                        *any |= act;
+                    }
+                    self.work.lane_rotations += rot.active.iter().filter(|&&m| m != 0).count();
+                    apply(self.n, &mut self.a, &mut self.v, rot);
+                }
+                self.work.rotations += self.rotations.len();
+            }
+            if rotated == [0; LANES] {
+                return [true; LANES];
+            }
+        }
+        [false; LANES]
+    }
+
+    /// The rotations of round `r`, from the current `A` (disjoint pairs do not change each
+    /// other's `a_pp`, `a_qq`, `a_pq`). Pairs no lane rotates are left out.
+    #[inline(always)]
+    fn plan_round(&mut self, r: usize) {
+        let n = self.n;
+        self.rotations.clear();
+        for &(p, q) in &self.rounds[r] {
+            let app = self.a[p * n + p].0;
+            let aqq = self.a[q * n + q].0;
+            let apq = self.a[q * n + p].0;
+            let mut active = [0u64; LANES];
+            for l in 0..LANES {
+                let off2 = apq[l] * apq[l];
+                let rel2 = f64::EPSILON * f64::EPSILON * (app[l] * aqq[l]).abs();
+                active[l] = if off2 > rel2 && off2 > self.floor2[l] { u64::MAX } else { 0 };
+            }
+            if active == [0; LANES] {
+                continue;
+            }
+            let mut c = [0.0; LANES];
+            let mut s = [0.0; LANES];
+            let mut t = [0.0; LANES];
+            for l in 0..LANES {
+                // t = sign(θ) / (|θ| + √(θ² + 1)) with θ = d / 2a_pq, multiplied through by
+                // |2a_pq| to save a division.
+                let d = aqq[l] - app[l];
+                let tl = 2.0 * apq[l] * 1.0f64.copysign(d)
+                    / (d.abs() + (d * d + 4.0 * apq[l] * apq[l]).sqrt());
+                let cl = 1.0 / (tl * tl + 1.0).sqrt();
+                c[l] = select(active[l], cl, 1.0);
+                s[l] = select(active[l], tl * cl, 0.0);
+                t[l] = select(active[l], tl, 0.0);
+            }
+            self.rotations.push(Rotation {
+                p,
+                q,
+                c,
+                s,
+                t,
+                active,
+            });
+        }
+    }
+
+    /// Sorts each lane's eigenvalues ascending (ties keep index order), undoes its scaling and
+    /// writes the matrices out.
+    fn store(&mut self, count: usize, values: &mut [f64], vectors: &mut [f64]) {
+        let n = self.n;
+        let nn = n * n;
+        for l in 0..count {
+            let diag = |i: usize| self.a[i * n + i].0[l];
+            self.order.clear();
+            self.order.extend(0..n);
+            self.order.sort_by(|&i, &j| diag(i).total_cmp(&diag(j)));
+            let out_values = &mut values[l * n..(l + 1) * n];
+            let out_vectors = &mut vectors[l * nn..(l + 1) * nn];
+            for (j, &src) in self.order.iter().enumerate() {
+                out_values[j] = diag(src) * self.scale[l];
+                for i in 0..n {
+                    out_vectors[j * n + i] = self.v[src * n + i].0[l];
+                }
+            }
+        }
+    }
+}
+
+/// `x` where `mask` is all ones, `y` where it is zero, by bits.
+#[inline(always)]
+fn select(mask: u64, x: f64, y: f64) -> f64 {
+    f64::from_bits((x.to_bits() & mask) | (y.to_bits() & !mask))
+}
+
+/// `A ← Jᵀ A J`, `V ← V J` for one pair, lanes that do not rotate left bit-for-bit unchanged.
+#[inline(always)]
+fn apply(n: usize, a: &mut [Entry], v: &mut [Entry], rot: &Rotation) {
+    let Rotation {
+        p,
+        q,
+        c,
+        s,
+        t,
+        active,
+    } = *rot;
+    let app = a[p * n + p].0;
+    let aqq = a[q * n + q].0;
+    let apq = a[q * n + p].0;
+    rotate_columns(a, n, p, q, &c, &s, &active);
+    // Row p (q) of Jᵀ(AJ) equals column p (q) of AJ off the 2 × 2 block, which is set below.
+    for k in 0..n {
+        a[k * n + p] = a[p * n + k];
+        a[k * n + q] = a[q * n + k];
+    }
+    let mut new_pp = [0.0; LANES];
+    let mut new_qq = [0.0; LANES];
+    let mut new_pq = [0.0; LANES];
+    for l in 0..LANES {
+        new_pp[l] = select(active[l], app[l] - t[l] * apq[l], app[l]);
+        new_qq[l] = select(active[l], aqq[l] + t[l] * apq[l], aqq[l]);
+        new_pq[l] = select(active[l], 0.0, apq[l]);
+    }
+    a[p * n + p] = Entry(new_pp);
+    a[q * n + q] = Entry(new_qq);
+    a[q * n + p] = Entry(new_pq);
+    a[p * n + q] = Entry(new_pq);
+    rotate_columns(v, n, p, q, &c, &s, &active);
+}
+
+/// Columns `p < q` of `m`: `(x, y) ← (c x − s y, s x + c y)` entry by entry, where active.
+#[inline(always)]
+fn rotate_columns(m: &mut [Entry], n: usize, p: usize, q: usize, c: &Lane, s: &Lane, active: &Mask) {
+    let (left, right) = m.split_at_mut(q * n);
+    let col_p = &mut left[p * n..(p + 1) * n];
+    let col_q = &mut right[..n];
+    if *active == [u64::MAX; LANES] {
+        for (Entry(x), Entry(y)) in col_p.iter_mut().zip(col_q.iter_mut()) {
+            for l in 0..LANES {
+                let (xl, yl) = (x[l], y[l]);
+                x[l] = c[l] * xl - s[l] * yl;
+                y[l] = s[l] * xl + c[l] * yl;
+            }
+        }
+        return;
+    }
+    if *active == [u64::MAX; LANES] {
+        for (Entry(x), Entry(y)) in col_p.iter_mut().zip(col_q.iter_mut()) {
+            for l in 0..LANES {
+                let (xl, yl) = (x[l], y[l]);
+                x[l] = c[l] * xl - s[l] * yl;
+                y[l] = s[l] * xl + c[l] * yl;
+            }
+        }
+        return;
+    }
+    for (Entry(x), Entry(y)) in col_p.iter_mut().zip(col_q.iter_mut()) {
+        for l in 0..LANES {
+            let (xl, yl) = (x[l], y[l]);
+            x[l] = select(active[l], c[l] * xl - s[l] * yl, xl);
+            y[l] = select(active[l], s[l] * xl + c[l] * yl, yl);
+        }
+    }
+}
+
+/// The largest power of two `≤ x` (1 for zero, subnormal or non-finite `x`), so dividing by
+/// it is exact and leaves the largest entry in `[1, 2)`.
+fn power_of_two_below(x: f64) -> f64 {
+    if x.is_normal() {
+        f64::from_bits(x.to_bits() & 0x7ff0_0000_0000_0000)
+    } else {
+        1.0
+    }
+}
+
+/// The circle method: for even `m = n + (n mod 2)`, `m − 1` rounds of `m/2` disjoint pairs
+/// covering every pair once; pairs with the padding index `n` are dropped.
+fn round_robin(n: usize) -> Vec<Vec<(usize, usize)>> {
+    if n < 2 {
+        return Vec::new();
+    }
+    let m = n + n % 2;
+    (0..m - 1)
+        .map(|r| {
+            let mut pairs = vec![(r, m - 1)];
+            for k in 1..m / 2 {
+                pairs.push(((r + k) % (m - 1), (r + m - 1 - k) % (m - 1)));
+            }
+            pairs
+                .into_iter()
+                .filter(|&(i, j)| i < n && j < n)
+                .map(|(i, j)| (i.min(j), i.max(j)))
+                .collect()
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dense::{distance_frobenius, mm, sandwich_diag};
+    use crate::test_support::{Case, case, config, kind};
+    use faer::Mat;
+    use proptest::prelude::*;
+
+    fn column_major(x: &Mat<f64>) -> Vec<f64> {
+        let n = x.nrows();
+        (0..n * n).map(|k| x[(k % n, k / n)]).collect()
+    }
+
+    fn solve_group(inputs: &[f64], n: usize) -> (Vec<f64>, Vec<f64>) {
+        let count = inputs.len() / (n * n).max(1);
+        let mut values = vec![0.0; count * n];
+        let mut vectors = vec![0.0; count * n * n];
+        JacobiBatch::new(n)
+            .decompose_group(inputs, &mut values, &mut vectors)
+            .unwrap();
+        (values, vectors)
+    }
+
+    fn solve(x: &Mat<f64>) -> (Vec<f64>, Mat<f64>) {
+        let n = x.nrows();
+        let (values, vectors) = solve_group(&column_major(x), n);
+        (values, Mat::from_fn(n, n, |i, j| vectors[j * n + i]))
+    }
+
+    #[test]
+    fn round_robin_covers_every_pair_once_in_disjoint_rounds() {
+        for n in 0..=13 {
+            let rounds = round_robin(n);
+            let mut seen = vec![vec![0; n]; n];
+            for round in &rounds {
+                let mut used = vec![false; n];
+                for &(p, q) in round {
+                    assert!(p < q && !used[p] && !used[q], "n = {n}: {round:?}");
+                    used[p] = true;
+                    used[q] = true;
+                    seen[p][q] += 1;
+                }
+            }
+            for p in 0..n {
+                for q in p + 1..n {
+                    assert_eq!(seen[p][q], 1, "n = {n}, pair ({p}, {q})");
+                }
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(config())]
+
+        /// `U diag(λ) Uᵀ = A`, `UᵀU = I`, ascending `λ` within `n ε ‖A‖` of the spectrum the
+        /// matrix was built from, on repeated, clustered, near-repeated and κ = 1e10 spectra.
+        #[test]
+        fn reconstructs_with_orthonormal_vectors_and_exact_spectrum(c in case(40)) {
+            let n = c.x.nrows();
+            let (values, vectors) = solve(&c.x);
+            let scale = c.x.norm_l2();
+            let back = sandwich_diag(vectors.as_ref(), &values);
+            prop_assert!(distance_frobenius(back.as_ref(), c.x.as_ref()) <= 1e-12 * scale);
+            let gram = mm(vectors.transpose(), vectors.as_ref());
+            prop_assert!(distance_frobenius(gram.as_ref(), Mat::<f64>::identity(n, n).as_ref()) <= 1e-12);
+            prop_assert!(values.windows(2).all(|w| w[0] <= w[1]));
+            for (got, want) in values.iter().zip(&c.spectrum) {
+                prop_assert!((got - want).abs() <= 1e-13 * n as f64 * scale, "{got} vs {want}");
+            }
+        }
+
+        /// Eigenvalues and the basis-independent `U Λ² Uᵀ` agree with faer's solver.
+        #[test]
+        fn agrees_with_faer(c in case(40)) {
+            let n = c.x.nrows();
+            let (values, vectors) = solve(&c.x);
+            let mut faer_values = vec![0.0; n];
+            let mut faer_vectors = Mat::zeros(n, n);
+            crate::EighWorkspace::with_faer(n)
+                .decompose_into(c.x.as_ref(), &mut faer_values, Some(faer_vectors.as_mut()))
+                .unwrap();
+            let scale = c.x.norm_l2();
+            for (a, b) in values.iter().zip(&faer_values) {
+                prop_assert!((a - b).abs() <= 1e-13 * n as f64 * scale, "{a} vs {b}");
+            }
+            let sq: Vec<f64> = values.iter().map(|v| v * v).collect();
+            let faer_sq: Vec<f64> = faer_values.iter().map(|v| v * v).collect();
+            let ours = sandwich_diag(vectors.as_ref(), &sq);
+            let theirs = sandwich_diag(faer_vectors.as_ref(), &faer_sq);
+            prop_assert!(distance_frobenius(ours.as_ref(), theirs.as_ref()) <= 1e-11 * scale * scale);
+        }
+
+        /// A matrix's result does not depend on its lane, its neighbours or the group size:
+        /// decomposed alone and at every position of a full group of other matrices (of other
+        /// spectra, so they converge after other numbers of sweeps), it gives the same bits.
+        #[test]
+        fn a_lane_is_independent_of_its_neighbours(n in 1usize..=16, kinds in prop::collection::vec(kind(), LANES), seed in any::<u64>()) {
+            let cases: Vec<Case> = kinds.iter().enumerate()
+                .map(|(l, &k)| Case::new(n, k, seed.wrapping_add(l as u64)))
+                .collect();
+            let alone = solve_group(&column_major(&cases[0].x), n);
+            for at in 0..LANES {
+                let mut group = Vec::new();
+                for l in 0..LANES {
+                    let which = if l == at { 0 } else { 1 + (l + at) % (LANES - 1) };
+                    group.extend(column_major(&cases[which].x));
+                }
+                let (values, vectors) = solve_group(&group, n);
+                let nn = n * n;
+                let same_values = values[at * n..(at + 1) * n].iter().zip(&alone.0).all(|(a, b)| a.to_bits() == b.to_bits());
+                let same_vectors = vectors[at * nn..(at + 1) * nn].iter().zip(&alone.1).all(|(a, b)| a.to_bits() == b.to_bits());
+                prop_assert!(same_values && same_vectors, "lane {at}");
+            }
+        }
+
+        /// The AVX-512, AVX2 and baseline builds give the same bits.
+        #[test]
+        fn encodings_agree_bitwise(n in 1usize..=24, kinds in prop::collection::vec(kind(), 3), seed in any::<u64>()) {
+            let mut group = Vec::new();
+            for (l, &k) in kinds.iter().enumerate() {
+                group.extend(column_major(&Case::new(n, k, seed.wrapping_add(l as u64)).x));
+            }
+            let mut runs: Vec<(Vec<u64>, Vec<u64>)> = Vec::new();
+            for build in 0..3 {
+                let mut solver = JacobiBatch::new(n);
+                solver.load(&group, kinds.len());
+                let converged = match build {
+                    #[cfg(target_arch = "x86_64")]
+                    0 if std::arch::is_x86_feature_detected!("avx512f") => unsafe { solver.sweeps_avx512() },
+                    #[cfg(target_arch = "x86_64")]
+                    1 if std::arch::is_x86_feature_detected!("avx2") => unsafe { solver.sweeps_avx2() },
+                    _ => solver.sweeps_here(),
+                };
+                prop_assert!(converged.iter().all(|&c| c));
+                let mut values = vec![0.0; kinds.len() * n];
+                let mut vectors = vec![0.0; kinds.len() * n * n];
+                solver.store(kinds.len(), &mut values, &mut vectors);
+                runs.push((values.iter().map(|x| x.to_bits()).collect(), vectors.iter().map(|x| x.to_bits()).collect()));
+            }
+            prop_assert_eq!(&runs[0], &runs[1]);
+            prop_assert_eq!(&runs[0], &runs[2]);
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 24, ..config() })]
+
+        /// The same properties on the larger sizes networks meet (41..=96), fewer cases.
+        #[test]
+        fn reconstructs_larger_matrices(n in 41usize..=96, k in kind(), seed in any::<u64>()) {
+            let c = Case::new(n, k, seed);
+            let (values, vectors) = solve(&c.x);
+            let scale = c.x.norm_l2();
+            let back = sandwich_diag(vectors.as_ref(), &values);
+            prop_assert!(distance_frobenius(back.as_ref(), c.x.as_ref()) <= 1e-12 * scale);
+            let gram = mm(vectors.transpose(), vectors.as_ref());
+            prop_assert!(distance_frobenius(gram.as_ref(), Mat::<f64>::identity(n, n).as_ref()) <= 1e-12);
+            for (got, want) in values.iter().zip(&c.spectrum) {
+                prop_assert!((got - want).abs() <= 1e-13 * n as f64 * scale, "{got} vs {want}");
+            }
+        }
+    }
+
+    #[test]
+    fn diagonal_zero_indefinite_and_huge_matrices() {
+        let mut x = Mat::<f64>::zeros(5, 5);
+        for (i, v) in [3.0, -1.0, 0.0, 7.0, 3.0].into_iter().enumerate() {
+            x[(i, i)] = v;
+        }
+        assert_eq!(solve(&x).0, vec![-1.0, 0.0, 3.0, 3.0, 7.0]);
+        assert_eq!(solve(&Mat::<f64>::zeros(4, 4)).0, vec![0.0; 4]);
+        let swap = Mat::from_fn(2, 2, |i, j| if i == j { 0.0 } else { 1.0 });
+        let (values, _) = solve(&swap);
+        assert!((values[0] + 1.0).abs() < 1e-15 && (values[1] - 1.0).abs() < 1e-15);
+        let mut big = Mat::<f64>::identity(3, 3);
+        big[(1, 0)] = 1e300;
+        big[(0, 1)] = 1e300;
+        let (values, _) = solve(&big);
+        assert!(
+            ((values[0] + 1e300) / 1e300).abs() < 1e-14
+                && ((values[2] - 1e300) / 1e300).abs() < 1e-14
+        );
+    }
+
+    #[test]
+    fn wrong_sizes_are_errors() {
+        let mut solver = JacobiBatch::new(3);
+        let mut values = vec![0.0; 3];
+        let mut vectors = vec![0.0; 9];
+        for inputs in [vec![0.0; 8], vec![0.0; 9 * (LANES + 1)]] {
+            assert!(matches!(
+                solver.decompose_group(&inputs, &mut values, &mut vectors),
+                Err(LinalgError::DimensionMismatch { .. })
+            ));
+        }
+        assert!(matches!(
+            solver.decompose_group(&[0.0; 18], &mut values, &mut vectors),
+            Err(LinalgError::DimensionMismatch { .. })
+        ));
+    }
+}
