@@ -14,10 +14,10 @@ use crate::jacobi::{JacobiBatch, LANES};
 use crate::spectral::{SpectralFn, SpectralWorkspace, check_domain};
 use crate::validate::check_finite;
 
-/// Largest size decomposed by the batched Jacobi solver: `cargo xtask bench linalg` measured it
-/// 1.75× faster than the tridiagonal QR at n = 10 (3.4 vs 5.9 µs per matrix, one thread) and
-/// slower at n = 20 (30.4 vs 23.9 µs), its cost growing as `sweeps · n³` against `n³`.
-pub const BATCHED_JACOBI_MAX: usize = 12;
+/// Largest size decomposed by the batched Jacobi solver. Measured per matrix on one thread
+/// against the tridiagonal QR: n = 10: 2.6 vs 4.7 µs, n = 16: 9.5 vs 11.8 µs, n = 20: 29 vs
+/// 21 µs (from n ≈ 20 a group's `A` and `V` no longer fit in a 48 KiB L1 cache).
+pub const BATCHED_JACOBI_MAX: usize = 16;
 
 /// One thread's eigensolver for a batch: groups of [`LANES`] matrices through the batched
 /// Jacobi solver for small sizes, single matrices through [`EighWorkspace`] above.

@@ -118,7 +118,7 @@ impl JacobiBatch {
     ) -> Result<()> {
         let n = self.n;
         let nn = n * n;
-        let count = if nn == 0 { 0 } else { inputs.len() / nn };
+        let count = inputs.len().checked_div(nn).unwrap_or(0);
         for (context, expected, found) in [
             ("Jacobi group (a multiple of n²)", count * nn, inputs.len()),
             ("Jacobi group (matrices)", count.min(LANES), count),
@@ -255,7 +255,11 @@ impl JacobiBatch {
             for l in 0..LANES {
                 let off2 = apq[l] * apq[l];
                 let rel2 = f64::EPSILON * f64::EPSILON * (app[l] * aqq[l]).abs();
-                active[l] = if off2 > rel2 && off2 > self.floor2[l] { u64::MAX } else { 0 };
+                active[l] = if off2 > rel2 && off2 > self.floor2[l] {
+                    u64::MAX
+                } else {
+                    0
+                };
             }
             if active == [0; LANES] {
                 continue;
@@ -316,6 +320,16 @@ fn select(mask: u64, x: f64, y: f64) -> f64 {
 /// `A ← Jᵀ A J`, `V ← V J` for one pair, lanes that do not rotate left bit-for-bit unchanged.
 #[inline(always)]
 fn apply(n: usize, a: &mut [Entry], v: &mut [Entry], rot: &Rotation) {
+    if rot.active == [u64::MAX; LANES] {
+        apply_masked::<false>(n, a, v, rot);
+    } else {
+        apply_masked::<true>(n, a, v, rot);
+    }
+}
+
+/// [`apply`], blending by the lane mask when `MASKED` (some lane does not rotate).
+#[inline(always)]
+fn apply_masked<const MASKED: bool>(n: usize, a: &mut [Entry], v: &mut [Entry], rot: &Rotation) {
     let Rotation {
         p,
         q,
@@ -324,14 +338,46 @@ fn apply(n: usize, a: &mut [Entry], v: &mut [Entry], rot: &Rotation) {
         t,
         active,
     } = *rot;
+    assert!(p < q && q < n && a.len() == n * n && v.len() == n * n);
     let app = a[p * n + p].0;
     let aqq = a[q * n + q].0;
     let apq = a[q * n + p].0;
-    rotate_columns(a, n, p, q, &c, &s, &active);
-    // Row p (q) of Jᵀ(AJ) equals column p (q) of AJ off the 2 × 2 block, which is set below.
+    let rotate = |x: &Lane, y: &Lane| -> (Lane, Lane) {
+        let mut nx = [0.0; LANES];
+        let mut ny = [0.0; LANES];
+        for l in 0..LANES {
+            let (rx, ry) = (c[l] * x[l] - s[l] * y[l], s[l] * x[l] + c[l] * y[l]);
+            nx[l] = if MASKED {
+                select(active[l], rx, x[l])
+            } else {
+                rx
+            };
+            ny[l] = if MASKED {
+                select(active[l], ry, y[l])
+            } else {
+                ry
+            };
+        }
+        (nx, ny)
+    };
+    let (pa, pv) = (a.as_mut_ptr(), v.as_mut_ptr());
     for k in 0..n {
-        a[k * n + p] = a[p * n + k];
-        a[k * n + q] = a[q * n + k];
+        // SAFETY: p, q, k < n and both slices hold n² entries (asserted above), so every
+        // offset is in bounds. Column p (q) of AJ is read at row k before any write to it:
+        // the writes at step k touch rows k of columns p, q and rows p, q of column k, and
+        // (p < q) the entries of columns p, q read at later steps are rows k' > k, which
+        // step k writes only when k ∈ {p, q}, inside the 2 × 2 block overwritten below.
+        unsafe {
+            let (x, y) = rotate(&(*pa.add(p * n + k)).0, &(*pa.add(q * n + k)).0);
+            *pa.add(p * n + k) = Entry(x);
+            *pa.add(q * n + k) = Entry(y);
+            // Off the 2 × 2 block, rows p and q of Jᵀ(AJ) are columns p and q of AJ.
+            *pa.add(k * n + p) = Entry(x);
+            *pa.add(k * n + q) = Entry(y);
+            let (x, y) = rotate(&(*pv.add(p * n + k)).0, &(*pv.add(q * n + k)).0);
+            *pv.add(p * n + k) = Entry(x);
+            *pv.add(q * n + k) = Entry(y);
+        }
     }
     let mut new_pp = [0.0; LANES];
     let mut new_qq = [0.0; LANES];
@@ -345,42 +391,6 @@ fn apply(n: usize, a: &mut [Entry], v: &mut [Entry], rot: &Rotation) {
     a[q * n + q] = Entry(new_qq);
     a[q * n + p] = Entry(new_pq);
     a[p * n + q] = Entry(new_pq);
-    rotate_columns(v, n, p, q, &c, &s, &active);
-}
-
-/// Columns `p < q` of `m`: `(x, y) ← (c x − s y, s x + c y)` entry by entry, where active.
-#[inline(always)]
-fn rotate_columns(m: &mut [Entry], n: usize, p: usize, q: usize, c: &Lane, s: &Lane, active: &Mask) {
-    let (left, right) = m.split_at_mut(q * n);
-    let col_p = &mut left[p * n..(p + 1) * n];
-    let col_q = &mut right[..n];
-    if *active == [u64::MAX; LANES] {
-        for (Entry(x), Entry(y)) in col_p.iter_mut().zip(col_q.iter_mut()) {
-            for l in 0..LANES {
-                let (xl, yl) = (x[l], y[l]);
-                x[l] = c[l] * xl - s[l] * yl;
-                y[l] = s[l] * xl + c[l] * yl;
-            }
-        }
-        return;
-    }
-    if *active == [u64::MAX; LANES] {
-        for (Entry(x), Entry(y)) in col_p.iter_mut().zip(col_q.iter_mut()) {
-            for l in 0..LANES {
-                let (xl, yl) = (x[l], y[l]);
-                x[l] = c[l] * xl - s[l] * yl;
-                y[l] = s[l] * xl + c[l] * yl;
-            }
-        }
-        return;
-    }
-    for (Entry(x), Entry(y)) in col_p.iter_mut().zip(col_q.iter_mut()) {
-        for l in 0..LANES {
-            let (xl, yl) = (x[l], y[l]);
-            x[l] = select(active[l], c[l] * xl - s[l] * yl, xl);
-            y[l] = select(active[l], s[l] * xl + c[l] * yl, yl);
-        }
-    }
 }
 
 /// The largest power of two `≤ x` (1 for zero, subnormal or non-finite `x`), so dividing by
@@ -458,9 +468,9 @@ mod tests {
                     seen[p][q] += 1;
                 }
             }
-            for p in 0..n {
-                for q in p + 1..n {
-                    assert_eq!(seen[p][q], 1, "n = {n}, pair ({p}, {q})");
+            for (p, row) in seen.iter().enumerate() {
+                for (q, &times) in row.iter().enumerate().skip(p + 1) {
+                    assert_eq!(times, 1, "n = {n}, pair ({p}, {q})");
                 }
             }
         }

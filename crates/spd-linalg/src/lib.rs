@@ -5,8 +5,11 @@
 //!   ([`EighWorkspace`]) and an instrumented counter ([`evd_count`]).
 //! - [`mod@spectral`]: `F(X) = U f(Λ) Uᵀ` for log, exp, sqrt, `X^{-1/2}`, `X^t`, ReEig or any
 //!   function with its derivative, and the exact Daleckii–Krein backward.
-//! - [`batch`]: the same over contiguous batches of matrices, parallel with rayon,
-//!   bit-identical for any thread count.
+//! - [`jacobi`]: eight eigendecompositions of one size at once (cyclic Jacobi across SIMD
+//!   lanes), each lane's bits independent of the others.
+//! - [`batch`]: the same over contiguous batches of matrices, parallel with rayon (lane groups
+//!   of the batched Jacobi solver up to `n = 16`), bit-identical for any thread count and any
+//!   batch size.
 //! - [`capped_exp`]: the exponential with a spectrum-relative floor that bounds the output's
 //!   condition number (log-domain pooling).
 //! - [`airm`] and [`mean`]: affine-invariant distance, Exp/Log maps, geodesics, parallel
@@ -23,8 +26,8 @@ pub mod capped_exp;
 mod counter;
 pub mod dense;
 pub mod eigh;
-pub mod jacobi;
 mod error;
+pub mod jacobi;
 pub mod mean;
 pub mod random;
 pub mod spectral;
@@ -38,7 +41,10 @@ mod test_support;
 pub use airm::{
     SpdPoint, distance, exp_map, geodesic, log_euclidean_distance, log_map, parallel_transport,
 };
-pub use batch::{EighBatch, eigh_batch, eigh_batch_seq, spectral_backward_batch, spectral_batch};
+pub use batch::{
+    BATCHED_JACOBI_MAX, EighBatch, eigh_batch, eigh_batch_seq, spectral_backward_batch,
+    spectral_batch,
+};
 pub use capped_exp::{CappedExp, LOG_CONDITION_CAP, capped_exp_backward_batch, capped_exp_batch};
 pub use counter::{evd_count, evd_counts_by_size};
 pub use dense::{congruence, symmetrize};

@@ -7,8 +7,8 @@ use std::path::Path;
 use std::process::Command;
 
 use serde::Serialize;
-use spd_linalg::random::{random_spd, seeded_rng};
 use spd_linalg::jacobi::{JacobiBatch, JacobiWork, LANES};
+use spd_linalg::random::{random_spd, seeded_rng};
 use spd_linalg::{EighWorkspace, Log, eigh_batch, eigh_batch_seq, spectral_batch};
 
 use super::median_seconds;
