@@ -19,7 +19,7 @@
 use faer::reborrow::ReborrowMut;
 use faer::{MatMut, MatRef};
 
-use crate::batch::{EighBatch, backward_batch, forward_batch};
+use crate::batch::{EighBatch, SpectralBackward, backward_batch, forward_batch};
 use crate::error::Result;
 use crate::spectral::{Exp, SpectralFn, SpectralWorkspace};
 
@@ -106,8 +106,35 @@ impl CappedExp {
         grad: MatRef<'_, f64>,
         mut out: MatMut<'_, f64>,
     ) {
+        ws.backward_into(
+            &FlooredExp(self.floor(values)),
+            values,
+            vectors,
+            grad,
+            out.rb_mut(),
+        );
+        self.add_floor_term(values, vectors, grad, out);
+    }
+
+    /// The Loewner matrix of `E` at `values`, with `fvals` as scratch (`n` values).
+    pub(crate) fn loewner_into(&self, values: &[f64], fvals: &mut [f64], k: MatMut<'_, f64>) {
+        let f = FlooredExp(self.floor(values));
+        for (fv, &v) in fvals.iter_mut().zip(values) {
+            *fv = f.value(v);
+        }
+        crate::spectral::loewner_into(&f, values, fvals, k);
+    }
+
+    /// Adds to `out` the part of `∂L/∂S` that flows through the floor `μ_max − τ` into the
+    /// floored eigenvalues: `e^{floor} (Σ_{λ_i ≤ floor} u_iᵀ sym(G) u_i) u_n u_nᵀ`.
+    pub(crate) fn add_floor_term(
+        &self,
+        values: &[f64],
+        vectors: MatRef<'_, f64>,
+        grad: MatRef<'_, f64>,
+        mut out: MatMut<'_, f64>,
+    ) {
         let floor = self.floor(values);
-        ws.backward_into(&FlooredExp(floor), values, vectors, grad, out.rb_mut());
         let n = values.len();
         let floored_diagonal: f64 = (0..n)
             .filter(|&i| values[i] <= floor)
@@ -137,10 +164,17 @@ impl CappedExp {
 /// `E(S_k)` of every matrix of a batch, in parallel; returns the outputs and the
 /// decompositions for [`capped_exp_backward_batch`].
 pub fn capped_exp_batch(cap: &CappedExp, data: &[f64], n: usize) -> Result<(Vec<f64>, EighBatch)> {
-    forward_batch(data, n, |ws, values, u, y| {
-        cap.finish_into(ws, values, u, y);
-        Ok(())
-    })
+    forward_batch(
+        data,
+        n,
+        Some(&|values: &[f64], fvals: &mut [f64]| {
+            let f = FlooredExp(cap.floor(values));
+            for (fv, &v) in fvals.iter_mut().zip(values) {
+                *fv = f.value(v);
+            }
+            Ok(())
+        }),
+    )
 }
 
 /// Backward of [`capped_exp_batch`].
@@ -149,9 +183,14 @@ pub fn capped_exp_backward_batch(
     eig: &EighBatch,
     grad: &[f64],
 ) -> Result<Vec<f64>> {
-    backward_batch(eig, grad, |ws, values, u, g, dx| {
-        cap.backward_into(ws, values, u, g, dx)
-    })
+    backward_batch(
+        eig,
+        grad,
+        SpectralBackward {
+            loewner: &|values, fvals, k| cap.loewner_into(values, fvals, k),
+            correction: Some(&|values, u, g, dx| cap.add_floor_term(values, u, g, dx)),
+        },
+    )
 }
 
 #[cfg(test)]

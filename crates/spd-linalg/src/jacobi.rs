@@ -22,19 +22,13 @@
 use crate::counter::count_evd;
 use crate::error::{LinalgError, Result};
 
-/// Matrices decomposed together: one AVX-512 register of `f64`.
-pub const LANES: usize = 8;
+pub use crate::lanes::LANES;
+use crate::lanes::{Entry, Lane};
 
 /// Sweeps allowed before a lane reports [`LinalgError::NoConvergence`] (quadratic convergence
 /// takes 5–10 at the sizes of SPD networks).
 const MAX_SWEEPS: usize = 60;
 
-type Lane = [f64; LANES];
-
-/// One entry of the interleaved matrices, aligned so a vector load never splits a cache line.
-#[derive(Clone, Copy)]
-#[repr(C, align(64))]
-struct Entry(Lane);
 /// Per-lane selector: all ones where a lane rotates, zero where it keeps its values.
 type Mask = [u64; LANES];
 
@@ -62,6 +56,10 @@ pub struct JacobiBatch {
     scale: Lane,
     floor2: Lane,
     order: Vec<usize>,
+    /// The last group's eigenvectors in ascending order of their eigenvalues, interleaved.
+    u: Vec<Entry>,
+    /// `U diag(f)` for [`JacobiBatch::reconstruct_into`], interleaved.
+    w: Vec<Entry>,
     work: JacobiWork,
 }
 
@@ -91,6 +89,8 @@ impl JacobiBatch {
             scale: [1.0; LANES],
             floor2: [0.0; LANES],
             order: Vec::with_capacity(n),
+            u: vec![Entry([0.0; LANES]); n * n],
+            w: vec![Entry([0.0; LANES]); n * n],
             work: JacobiWork::default(),
         }
     }
@@ -304,7 +304,79 @@ impl JacobiBatch {
             for (j, &src) in self.order.iter().enumerate() {
                 out_values[j] = diag(src) * self.scale[l];
                 for i in 0..n {
-                    out_vectors[j * n + i] = self.v[src * n + i].0[l];
+                    let x = self.v[src * n + i].0[l];
+                    out_vectors[j * n + i] = x;
+                    self.u[j * n + i].0[l] = x;
+                }
+            }
+        }
+    }
+
+    /// `Y_l = U_l diag(f_l) U_lᵀ` for the `count` matrices of the last
+    /// [`JacobiBatch::decompose_group`], with `f_l = fvals[l n .. (l+1) n]` in the order of the
+    /// ascending eigenvalues; written to `out` (`count · n²`, column-major), exactly symmetric:
+    /// `y_ij = Σ_k (u_ik f_k) u_jk` summed in order of `k` for `i ≥ j` and mirrored.
+    pub fn reconstruct_into(&mut self, fvals: &[f64], out: &mut [f64]) -> Result<()> {
+        let n = self.n;
+        let nn = n * n;
+        let count = fvals.len().checked_div(n).unwrap_or(0);
+        for (context, expected, found) in [
+            ("Jacobi reconstruction (f-values)", count * n, fvals.len()),
+            ("Jacobi reconstruction (matrices)", count.min(LANES), count),
+            ("Jacobi reconstruction (output)", count * nn, out.len()),
+        ] {
+            if found != expected {
+                return Err(LinalgError::DimensionMismatch {
+                    context,
+                    expected,
+                    found,
+                });
+            }
+        }
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU supports AVX-512F, checked just above.
+            unsafe { self.reconstruct_avx512(fvals, count, out) };
+            return Ok(());
+        }
+        self.reconstruct_here(fvals, count, out);
+        Ok(())
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn reconstruct_avx512(&mut self, fvals: &[f64], count: usize, out: &mut [f64]) {
+        self.reconstruct_here(fvals, count, out);
+    }
+
+    #[inline(always)]
+    fn reconstruct_here(&mut self, fvals: &[f64], count: usize, out: &mut [f64]) {
+        let n = self.n;
+        let nn = n * n;
+        for k in 0..n {
+            let mut f = [0.0; LANES];
+            for (l, fl) in f.iter_mut().enumerate().take(count) {
+                *fl = fvals[l * n + k];
+            }
+            for i in 0..n {
+                let (Entry(w), Entry(u)) = (&mut self.w[k * n + i], &self.u[k * n + i]);
+                for l in 0..LANES {
+                    w[l] = u[l] * f[l];
+                }
+            }
+        }
+        for j in 0..n {
+            for i in j..n {
+                let mut acc = [0.0; LANES];
+                for k in 0..n {
+                    let (Entry(w), Entry(u)) = (&self.w[k * n + i], &self.u[k * n + j]);
+                    for l in 0..LANES {
+                        acc[l] += w[l] * u[l];
+                    }
+                }
+                for (l, &y) in acc.iter().enumerate().take(count) {
+                    out[l * nn + j * n + i] = y;
+                    out[l * nn + i * n + j] = y;
                 }
             }
         }
@@ -537,6 +609,38 @@ mod tests {
                 let same_values = values[at * n..(at + 1) * n].iter().zip(&alone.0).all(|(a, b)| a.to_bits() == b.to_bits());
                 let same_vectors = vectors[at * nn..(at + 1) * nn].iter().zip(&alone.1).all(|(a, b)| a.to_bits() == b.to_bits());
                 prop_assert!(same_values && same_vectors, "lane {at}");
+            }
+        }
+
+        /// `reconstruct_into` with `f(λ) = λ` gives back each matrix of a group to rounding,
+        /// exactly symmetric, and with `f(λ) = λ²` agrees with `U Λ² Uᵀ` formed by faer and
+        /// with the baseline build bit for bit.
+        #[test]
+        fn reconstruction_gives_back_the_matrices(n in 1usize..=16, count in 1usize..=LANES, seed in any::<u64>(), k in kind()) {
+            let cases: Vec<Case> = (0..count).map(|l| Case::new(n, k, seed.wrapping_add(l as u64))).collect();
+            let group: Vec<f64> = cases.iter().flat_map(|c| column_major(&c.x)).collect();
+            let nn = n * n;
+            let mut solver = JacobiBatch::new(n);
+            let mut values = vec![0.0; count * n];
+            let mut vectors = vec![0.0; count * nn];
+            solver.decompose_group(&group, &mut values, &mut vectors).unwrap();
+            let mut back = vec![0.0; count * nn];
+            solver.reconstruct_into(&values, &mut back).unwrap();
+            let squares: Vec<f64> = values.iter().map(|v| v * v).collect();
+            let mut back2 = vec![0.0; count * nn];
+            solver.reconstruct_into(&squares, &mut back2).unwrap();
+            let mut baseline = vec![0.0; count * nn];
+            solver.reconstruct_here(&squares, count, &mut baseline);
+            prop_assert!(back2.iter().zip(&baseline).all(|(a, b)| a.to_bits() == b.to_bits()), "builds differ");
+            for (l, c) in cases.iter().enumerate() {
+                let y = Mat::from_fn(n, n, |i, j| back[l * nn + j * n + i]);
+                prop_assert!(y == y.transpose().to_owned());
+                let scale = c.x.norm_l2();
+                prop_assert!(distance_frobenius(y.as_ref(), c.x.as_ref()) <= 1e-12 * scale);
+                let u = Mat::from_fn(n, n, |i, j| vectors[l * nn + j * n + i]);
+                let want = sandwich_diag(u.as_ref(), &squares[l * n..(l + 1) * n]);
+                let y2 = Mat::from_fn(n, n, |i, j| back2[l * nn + j * n + i]);
+                prop_assert!(distance_frobenius(y2.as_ref(), want.as_ref()) <= 1e-12 * scale * scale);
             }
         }
 

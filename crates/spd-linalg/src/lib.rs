@@ -28,6 +28,7 @@ pub mod dense;
 pub mod eigh;
 mod error;
 pub mod jacobi;
+mod lanes;
 pub mod mean;
 pub mod random;
 pub mod spectral;

@@ -344,13 +344,26 @@ impl SpectralWorkspace {
         values: &[f64],
         vectors: MatRef<'_, f64>,
         grad: MatRef<'_, f64>,
-        mut out: MatMut<'_, f64>,
+        out: MatMut<'_, f64>,
     ) {
-        let n = values.len();
         for (fv, &v) in self.fvals.iter_mut().zip(values) {
             *fv = f.value(v);
         }
         loewner_into(f, values, &self.fvals, self.k.as_mut());
+        let k = std::mem::replace(&mut self.k, Mat::new());
+        self.daleckii_krein_into(vectors, k.as_ref(), grad, out);
+        self.k = k;
+    }
+
+    /// `out ← U (K ∘ Uᵀ sym(G) U) Uᵀ` for a given Loewner matrix `K`, exactly symmetric.
+    pub fn daleckii_krein_into(
+        &mut self,
+        vectors: MatRef<'_, f64>,
+        k: MatRef<'_, f64>,
+        grad: MatRef<'_, f64>,
+        mut out: MatMut<'_, f64>,
+    ) {
+        let n = vectors.nrows();
         // t2 = sym(G)
         for j in 0..n {
             for i in 0..n {
@@ -361,7 +374,7 @@ impl SpectralWorkspace {
         mm_into(self.t2.as_mut(), self.t1.as_ref(), vectors);
         for j in 0..n {
             for i in 0..n {
-                self.t2[(i, j)] *= self.k[(i, j)];
+                self.t2[(i, j)] *= k[(i, j)];
             }
         }
         mm_into(self.t1.as_mut(), vectors, self.t2.as_ref());
