@@ -18,8 +18,8 @@ use crate::spectral::{SpectralFn, SpectralWorkspace, check_domain, loewner_into}
 use crate::validate::check_finite;
 
 /// Largest size decomposed by the batched Jacobi solver. Measured per matrix on one thread
-/// against the tridiagonal QR: n = 10: 2.6 vs 4.7 µs, n = 16: 9.5 vs 11.8 µs, n = 20: 29 vs
-/// 21 µs (from n ≈ 20 a group's `A` and `V` no longer fit in a 48 KiB L1 cache).
+/// against the tridiagonal QR: n = 10: 3.0 vs 4.7 µs, n = 16: 9.5 vs 11.8 µs, n = 20: 38 vs
+/// 24 µs (from n ≈ 20 a group's `A` and `V` no longer fit in a 48 KiB L1 cache).
 pub const BATCHED_JACOBI_MAX: usize = 16;
 
 /// One thread's eigensolver for a batch: groups of [`LANES`] matrices through the batched

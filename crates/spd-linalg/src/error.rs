@@ -95,3 +95,15 @@ impl LinalgError {
 
 /// Result alias of this crate.
 pub type Result<T, E = LinalgError> = std::result::Result<T, E>;
+
+/// The first of `(context, expected, found)` whose sizes differ, as a `DimensionMismatch`.
+pub(crate) fn check_sizes(checks: &[(&'static str, usize, usize)]) -> Result<()> {
+    match checks.iter().find(|(_, expected, found)| expected != found) {
+        Some(&(context, expected, found)) => Err(LinalgError::DimensionMismatch {
+            context,
+            expected,
+            found,
+        }),
+        None => Ok(()),
+    }
+}

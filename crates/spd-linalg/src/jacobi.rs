@@ -20,7 +20,7 @@
 //! instruction covers.
 
 use crate::counter::count_evd;
-use crate::error::{LinalgError, Result};
+use crate::error::{LinalgError, Result, check_sizes};
 
 pub use crate::lanes::LANES;
 use crate::lanes::{Entry, Lane};
@@ -119,20 +119,12 @@ impl JacobiBatch {
         let n = self.n;
         let nn = n * n;
         let count = inputs.len().checked_div(nn).unwrap_or(0);
-        for (context, expected, found) in [
+        check_sizes(&[
             ("Jacobi group (a multiple of n²)", count * nn, inputs.len()),
             ("Jacobi group (matrices)", count.min(LANES), count),
             ("Jacobi group (eigenvalues)", count * n, values.len()),
             ("Jacobi group (eigenvectors)", count * nn, vectors.len()),
-        ] {
-            if found != expected {
-                return Err(LinalgError::DimensionMismatch {
-                    context,
-                    expected,
-                    found,
-                });
-            }
-        }
+        ])?;
         if count == 0 {
             return Ok(());
         }
@@ -320,19 +312,11 @@ impl JacobiBatch {
         let n = self.n;
         let nn = n * n;
         let count = fvals.len().checked_div(n).unwrap_or(0);
-        for (context, expected, found) in [
+        check_sizes(&[
             ("Jacobi reconstruction (f-values)", count * n, fvals.len()),
             ("Jacobi reconstruction (matrices)", count.min(LANES), count),
             ("Jacobi reconstruction (output)", count * nn, out.len()),
-        ] {
-            if found != expected {
-                return Err(LinalgError::DimensionMismatch {
-                    context,
-                    expected,
-                    found,
-                });
-            }
-        }
+        ])?;
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx512f") {
             // SAFETY: the CPU supports AVX-512F, checked just above.
@@ -500,8 +484,8 @@ fn round_robin(n: usize) -> Vec<Vec<(usize, usize)>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dense::{distance_frobenius, mm, sandwich_diag};
-    use crate::test_support::{Case, case, config, kind};
+    use crate::dense::{distance_frobenius, sandwich_diag};
+    use crate::test_support::{Case, case, check_agrees_with_faer, check_eigenpairs, config, kind};
     use faer::Mat;
     use proptest::prelude::*;
 
@@ -551,42 +535,20 @@ mod tests {
     proptest! {
         #![proptest_config(config())]
 
-        /// `U diag(λ) Uᵀ = A`, `UᵀU = I`, ascending `λ` within `n ε ‖A‖` of the spectrum the
-        /// matrix was built from, on repeated, clustered, near-repeated and κ = 1e10 spectra.
+        /// The shared eigensolver properties (reconstruction, orthonormality, ascending
+        /// eigenvalues at the built spectrum) on repeated, clustered, near-repeated and
+        /// κ = 1e10 spectra.
         #[test]
         fn reconstructs_with_orthonormal_vectors_and_exact_spectrum(c in case(40)) {
-            let n = c.x.nrows();
             let (values, vectors) = solve(&c.x);
-            let scale = c.x.norm_l2();
-            let back = sandwich_diag(vectors.as_ref(), &values);
-            prop_assert!(distance_frobenius(back.as_ref(), c.x.as_ref()) <= 1e-12 * scale);
-            let gram = mm(vectors.transpose(), vectors.as_ref());
-            prop_assert!(distance_frobenius(gram.as_ref(), Mat::<f64>::identity(n, n).as_ref()) <= 1e-12);
-            prop_assert!(values.windows(2).all(|w| w[0] <= w[1]));
-            for (got, want) in values.iter().zip(&c.spectrum) {
-                prop_assert!((got - want).abs() <= 1e-13 * n as f64 * scale, "{got} vs {want}");
-            }
+            check_eigenpairs(&c, &values, &vectors)?;
         }
 
         /// Eigenvalues and the basis-independent `U Λ² Uᵀ` agree with faer's solver.
         #[test]
         fn agrees_with_faer(c in case(40)) {
-            let n = c.x.nrows();
             let (values, vectors) = solve(&c.x);
-            let mut faer_values = vec![0.0; n];
-            let mut faer_vectors = Mat::zeros(n, n);
-            crate::EighWorkspace::with_faer(n)
-                .decompose_into(c.x.as_ref(), &mut faer_values, Some(faer_vectors.as_mut()))
-                .unwrap();
-            let scale = c.x.norm_l2();
-            for (a, b) in values.iter().zip(&faer_values) {
-                prop_assert!((a - b).abs() <= 1e-13 * n as f64 * scale, "{a} vs {b}");
-            }
-            let sq: Vec<f64> = values.iter().map(|v| v * v).collect();
-            let faer_sq: Vec<f64> = faer_values.iter().map(|v| v * v).collect();
-            let ours = sandwich_diag(vectors.as_ref(), &sq);
-            let theirs = sandwich_diag(faer_vectors.as_ref(), &faer_sq);
-            prop_assert!(distance_frobenius(ours.as_ref(), theirs.as_ref()) <= 1e-11 * scale * scale);
+            check_agrees_with_faer(&c.x, &values, &vectors)?;
         }
 
         /// A matrix's result does not depend on its lane, its neighbours or the group size:
@@ -681,14 +643,7 @@ mod tests {
         fn reconstructs_larger_matrices(n in 41usize..=96, k in kind(), seed in any::<u64>()) {
             let c = Case::new(n, k, seed);
             let (values, vectors) = solve(&c.x);
-            let scale = c.x.norm_l2();
-            let back = sandwich_diag(vectors.as_ref(), &values);
-            prop_assert!(distance_frobenius(back.as_ref(), c.x.as_ref()) <= 1e-12 * scale);
-            let gram = mm(vectors.transpose(), vectors.as_ref());
-            prop_assert!(distance_frobenius(gram.as_ref(), Mat::<f64>::identity(n, n).as_ref()) <= 1e-12);
-            for (got, want) in values.iter().zip(&c.spectrum) {
-                prop_assert!((got - want).abs() <= 1e-13 * n as f64 * scale, "{got} vs {want}");
-            }
+            check_eigenpairs(&c, &values, &vectors)?;
         }
     }
 

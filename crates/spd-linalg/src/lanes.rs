@@ -89,18 +89,12 @@ impl DaleckiiKrein {
         let nn = n * n;
         let (u, k, s, t, m) = (&self.u, &self.k, &mut self.s, &mut self.t, &mut self.m);
         // s = sym(G), from G held in t.
-        for j in 0..n {
-            for i in 0..n {
-                let (a, b) = (&t[j * n + i].0, &t[i * n + j].0);
-                s[j * n + i] = Entry(std::array::from_fn(|l| 0.5 * (a[l] + b[l])));
-            }
-        }
+        fill(n, s, |i, j| {
+            let (a, b) = (&t[j * n + i].0, &t[i * n + j].0);
+            std::array::from_fn(|l| 0.5 * (a[l] + b[l]))
+        });
         // t = Uᵀ s: t_ij = Σ_p u_pi s_pj.
-        for j in 0..n {
-            for i in 0..n {
-                t[j * n + i] = Entry(dot(n, |p| (&u[i * n + p].0, &s[j * n + p].0)));
-            }
-        }
+        fill(n, t, |i, j| dot(n, |p| (&u[i * n + p].0, &s[j * n + p].0)));
         // m = K ∘ (t U), lower triangle mirrored: m_ij = k_ij Σ_p t_ip u_pj.
         for j in 0..n {
             for i in j..n {
@@ -112,11 +106,7 @@ impl DaleckiiKrein {
             }
         }
         // t = U m: t_ij = Σ_p u_ip m_pj.
-        for j in 0..n {
-            for i in 0..n {
-                t[j * n + i] = Entry(dot(n, |p| (&u[p * n + i].0, &m[j * n + p].0)));
-            }
-        }
+        fill(n, t, |i, j| dot(n, |p| (&u[p * n + i].0, &m[j * n + p].0)));
         // out = t Uᵀ, lower triangle mirrored: out_ij = Σ_p t_ip u_jp.
         for j in 0..n {
             for i in j..n {
@@ -126,6 +116,16 @@ impl DaleckiiKrein {
                     out[l * nn + i * n + j] = v;
                 }
             }
+        }
+    }
+}
+
+/// `dst_ij = entry(i, j)` for every entry of an `n × n` lane group.
+#[inline(always)]
+fn fill(n: usize, dst: &mut [Entry], entry: impl Fn(usize, usize) -> Lane) {
+    for j in 0..n {
+        for i in 0..n {
+            dst[j * n + i] = Entry(entry(i, j));
         }
     }
 }

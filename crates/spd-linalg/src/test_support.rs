@@ -2,6 +2,9 @@
 
 use faer::Mat;
 use proptest::prelude::*;
+use proptest::test_runner::TestCaseError;
+
+use crate::dense::{distance_frobenius, mm, sandwich_diag};
 
 use crate::random::{
     SpectrumKind, adversarial_spectrum, random_symmetric, seeded_rng, spd_with_spectrum,
@@ -82,4 +85,50 @@ pub fn case_of(max_n: usize, kind: SpectrumKind) -> impl Strategy<Value = Case> 
 /// Whether every entry is finite.
 pub fn all_finite(m: &Mat<f64>) -> bool {
     (0..m.ncols()).all(|j| (0..m.nrows()).all(|i| m[(i, j)].is_finite()))
+}
+
+/// The properties every eigensolver is held to, for `A = c.x` and its computed `λ`, `U`:
+/// `‖U diag(λ) Uᵀ − A‖ ≤ 1e-12 ‖A‖`, `‖UᵀU − I‖ ≤ 1e-12`, `λ` ascending and within
+/// `1e-13 n ‖A‖` of the spectrum `A` was built from.
+pub fn check_eigenpairs(c: &Case, values: &[f64], vectors: &Mat<f64>) -> Result<(), TestCaseError> {
+    let n = c.x.nrows();
+    let scale = c.x.norm_l2();
+    let back = sandwich_diag(vectors.as_ref(), values);
+    prop_assert!(distance_frobenius(back.as_ref(), c.x.as_ref()) <= 1e-12 * scale);
+    let gram = mm(vectors.transpose(), vectors.as_ref());
+    prop_assert!(distance_frobenius(gram.as_ref(), Mat::<f64>::identity(n, n).as_ref()) <= 1e-12);
+    prop_assert!(values.windows(2).all(|w| w[0] <= w[1]));
+    for (got, want) in values.iter().zip(&c.spectrum) {
+        prop_assert!(
+            (got - want).abs() <= 1e-13 * n as f64 * scale,
+            "{got} vs {want}"
+        );
+    }
+    Ok(())
+}
+
+/// Eigenvalues within `1e-13 n ‖A‖` of faer's, and the basis-independent `U Λ² Uᵀ` within
+/// `1e-11 ‖A‖²` of faer's (eigenvectors themselves are defined only up to a rotation within a
+/// cluster).
+pub fn check_agrees_with_faer(
+    x: &Mat<f64>,
+    values: &[f64],
+    vectors: &Mat<f64>,
+) -> Result<(), TestCaseError> {
+    let n = x.nrows();
+    let mut faer_values = vec![0.0; n];
+    let mut faer_vectors = Mat::zeros(n, n);
+    crate::EighWorkspace::with_faer(n)
+        .decompose_into(x.as_ref(), &mut faer_values, Some(faer_vectors.as_mut()))
+        .unwrap();
+    let scale = x.norm_l2();
+    for (a, b) in values.iter().zip(&faer_values) {
+        prop_assert!((a - b).abs() <= 1e-13 * n as f64 * scale, "{a} vs {b}");
+    }
+    let sq: Vec<f64> = values.iter().map(|v| v * v).collect();
+    let faer_sq: Vec<f64> = faer_values.iter().map(|v| v * v).collect();
+    let ours = sandwich_diag(vectors.as_ref(), &sq);
+    let theirs = sandwich_diag(faer_vectors.as_ref(), &faer_sq);
+    prop_assert!(distance_frobenius(ours.as_ref(), theirs.as_ref()) <= 1e-11 * scale * scale);
+    Ok(())
 }

@@ -347,8 +347,7 @@ fn hypot(x: f64, z: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dense::{distance_frobenius, mm, sandwich_diag};
-    use crate::test_support::{case, config};
+    use crate::test_support::{case, check_agrees_with_faer, check_eigenpairs, config};
     use faer::Mat;
     use proptest::prelude::*;
 
@@ -369,22 +368,7 @@ mod tests {
         #[test]
         fn agrees_with_faer(c in case(40)) {
             let (values, vectors) = solve(&c.x);
-            let n = c.x.nrows();
-            let mut faer_values = vec![0.0; n];
-            let mut faer_vectors = Mat::zeros(n, n);
-            crate::EighWorkspace::with_faer(n)
-                .decompose_into(c.x.as_ref(), &mut faer_values, Some(faer_vectors.as_mut()))
-                .unwrap();
-            let scale = c.x.norm_l2();
-            for (a, b) in values.iter().zip(&faer_values) {
-                prop_assert!((a - b).abs() <= 1e-13 * n as f64 * scale, "{a} vs {b}");
-            }
-            // U f(Λ) Uᵀ is basis-independent within clusters: compare it for f = λ².
-            let sq: Vec<f64> = values.iter().map(|v| v * v).collect();
-            let faer_sq: Vec<f64> = faer_values.iter().map(|v| v * v).collect();
-            let ours = sandwich_diag(vectors.as_ref(), &sq);
-            let theirs = sandwich_diag(faer_vectors.as_ref(), &faer_sq);
-            prop_assert!(distance_frobenius(ours.as_ref(), theirs.as_ref()) <= 1e-11 * scale * scale);
+            check_agrees_with_faer(&c.x, &values, &vectors)?;
         }
     }
 
@@ -416,15 +400,7 @@ mod tests {
         fn reconstructs_larger_matrices(n in 41usize..=96, k in crate::test_support::kind(), seed in any::<u64>()) {
             let c = crate::test_support::Case::new(n, k, seed);
             let (values, vectors) = solve(&c.x);
-            let scale = c.x.norm_l2();
-            let back = sandwich_diag(vectors.as_ref(), &values);
-            prop_assert!(distance_frobenius(back.as_ref(), c.x.as_ref()) <= 1e-12 * scale);
-            let gram = mm(vectors.transpose(), vectors.as_ref());
-            prop_assert!(distance_frobenius(gram.as_ref(), Mat::<f64>::identity(n, n).as_ref()) <= 1e-12);
-            prop_assert!(values.windows(2).all(|w| w[0] <= w[1]));
-            for (got, want) in values.iter().zip(&c.spectrum) {
-                prop_assert!((got - want).abs() <= 1e-13 * n as f64 * scale, "{got} vs {want}");
-            }
+            check_eigenpairs(&c, &values, &vectors)?;
         }
     }
 

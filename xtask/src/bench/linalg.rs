@@ -1,7 +1,7 @@
 //! `cargo xtask bench linalg`: batched EVD and batched matrix log, sequential and over a
-//! 2-thread rayon pool (spdnas dispatches `n ≤ 96` to its own tridiagonal QR, larger `n` to
-//! faer), faer's solver alone for reference, and `numpy.linalg.eigh` on the identical matrices
-//! when numpy is importable.
+//! 2-thread rayon pool (spdnas dispatches batches of `n ≤ 16` to the batched Jacobi solver,
+//! `n ≤ 96` to its tridiagonal QR, larger `n` to faer), each solver alone for reference, and
+//! `numpy.linalg.eigh` on the identical matrices when numpy is importable.
 
 use std::path::Path;
 use std::process::Command;
@@ -32,6 +32,7 @@ struct Row {
     threads: usize,
     spdnas_us_per_matrix: f64,
     faer_us_per_matrix: Option<f64>,
+    tridiag_us_per_matrix: Option<f64>,
     jacobi_us_per_matrix: Option<f64>,
     numpy_us_per_matrix: Option<f64>,
 }
@@ -71,9 +72,8 @@ fn jacobi_seconds(data: &[f64], n: usize) -> (f64, JacobiWork) {
     (seconds, work)
 }
 
-/// Seconds for sequential EVDs of every matrix of `data` by faer's solver alone.
-fn faer_seconds(data: &[f64], n: usize) -> f64 {
-    let mut ws = EighWorkspace::with_faer(n);
+/// Seconds for sequential EVDs of every matrix of `data`, one at a time through `ws`.
+fn single_seconds(mut ws: EighWorkspace, data: &[f64], n: usize) -> f64 {
     let mut values = vec![0.0; n];
     let mut vectors = faer::Mat::<f64>::zeros(n, n);
     median_seconds(|| {
@@ -214,7 +214,9 @@ pub fn run() -> Result<(), String> {
         let eigh_seq = us(median_seconds(|| {
             eigh_batch_seq(&data, n).expect("benchmark matrices are SPD");
         }));
-        let eigh_faer = us(faer_seconds(&data, n));
+        let eigh_faer = us(single_seconds(EighWorkspace::with_faer(n), &data, n));
+        let tridiag = (n <= spd_linalg::tridiag_qr::SMALL_EIGH_MAX)
+            .then(|| us(single_seconds(EighWorkspace::new(n), &data, n)));
         let jacobi = (n <= JACOBI_MAX).then(|| {
             let (seconds, work) = jacobi_seconds(&data, n);
             let groups = batch.div_ceil(LANES) as f64;
@@ -250,11 +252,11 @@ pub fn run() -> Result<(), String> {
         let faer = Some(eigh_faer);
         let np_eigh = numpy.as_ref().map(|x| us(x.eigh));
         let np_log = numpy.as_ref().map(|x| us(x.log));
-        for (op, threads, t, faer, jacobi, np) in [
-            ("eigh", 1, eigh_seq, faer, jacobi, np_eigh),
-            ("eigh", 2, eigh_par, faer, jacobi, np_eigh),
-            ("log", 1, log_seq, None, None, np_log),
-            ("log", 2, log_par, None, None, np_log),
+        for (op, threads, t, faer, tridiag, jacobi, np) in [
+            ("eigh", 1, eigh_seq, faer, tridiag, jacobi, np_eigh),
+            ("eigh", 2, eigh_par, faer, tridiag, jacobi, np_eigh),
+            ("log", 1, log_seq, None, None, None, np_log),
+            ("log", 2, log_par, None, None, None, np_log),
         ] {
             rows.push(Row {
                 op,
@@ -263,6 +265,7 @@ pub fn run() -> Result<(), String> {
                 threads,
                 spdnas_us_per_matrix: t,
                 faer_us_per_matrix: faer,
+                tridiag_us_per_matrix: tridiag,
                 jacobi_us_per_matrix: jacobi,
                 numpy_us_per_matrix: np,
             });
@@ -323,27 +326,29 @@ fn markdown(rows: &[Row], numpy: Option<&str>) -> String {
         "Median of 7 runs after a warm-up; `ratio` = spdnas / numpy (below 1: spdnas faster).\n\n",
     );
     s.push_str(
-        "`faer seq` is faer's self-adjoint EVD alone; spdnas uses its own tridiagonal QR for \
-         n ≤ 96 and faer above. `Jacobi seq` is the batched cyclic Jacobi solver \
-         (`spd_linalg::jacobi`, 8 matrices per AVX-512 lane group), one thread.\n\n",
+        "One column per solver, each on one thread over the same matrices: `Jacobi` is the \
+         batched cyclic Jacobi solver (`spd_linalg::jacobi`, 8 matrices per AVX-512 lane \
+         group), `tridiag. QR` our one-matrix-at-a-time solver, `faer` faer's self-adjoint EVD. \
+         `spdnas` is what a batch runs: Jacobi for n ≤ 16, the tridiagonal QR to 96, faer \
+         above.\n\n",
     );
     s.push_str(
-        "| op | n | batch | spdnas seq | faer seq | Jacobi seq | spdnas rayon ×2 | numpy | ratio (rayon ×2) |\n",
+        "| op | n | batch | spdnas seq | Jacobi seq | tridiag. QR seq | faer seq | spdnas rayon ×2 | numpy | ratio (rayon ×2) |\n",
     );
-    s.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    s.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for pair in rows.chunks(2) {
         let (seq, par) = (&pair[0], &pair[1]);
         let np = par.numpy_us_per_matrix;
+        let cell = |v: Option<f64>| v.map_or("–".into(), |v| format!("{v:.1}"));
         s.push_str(&format!(
-            "| {} | {} | {} | {:.1} | {} | {} | {:.1} | {} | {} |\n",
+            "| {} | {} | {} | {:.1} | {} | {} | {} | {:.1} | {} | {} |\n",
             par.op,
             par.n,
             par.batch,
             seq.spdnas_us_per_matrix,
-            seq.faer_us_per_matrix
-                .map_or("–".into(), |v| format!("{v:.1}")),
-            seq.jacobi_us_per_matrix
-                .map_or("–".into(), |v| format!("{v:.1}")),
+            cell(seq.jacobi_us_per_matrix),
+            cell(seq.tridiag_us_per_matrix),
+            cell(seq.faer_us_per_matrix),
             par.spdnas_us_per_matrix,
             np.map_or("–".into(), |v| format!("{v:.1}")),
             np.map_or("–".into(), |v| format!(

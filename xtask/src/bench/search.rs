@@ -162,19 +162,19 @@ pub fn run() -> Result<(), String> {
             "RADAR 20→10, first order",
             NetworkConfig::radar(),
             Order::First,
-            50.0,
+            80.0,
         ),
         (
             "RADAR 20→10, second order",
             NetworkConfig::radar(),
             Order::Second,
-            120.0,
+            200.0,
         ),
         (
             "HDM05 93→30, first order",
             NetworkConfig::hdm05(),
             Order::First,
-            500.0,
+            1200.0,
         ),
     ];
     for (name, config, order, target) in cases {

@@ -41,20 +41,23 @@ pub fn run() -> Result<(), String> {
     let threads = rayon::current_num_threads();
     let mut timer = EvdTimer::default();
     let mut rows = Vec::new();
-    for (name, config, genotype) in [
+    // Targets: performance round two (issue 16) for RADAR; none set for HDM05.
+    for (name, config, genotype, target) in [
         (
             "RADAR 20→10, radar_sparsemax",
             NetworkConfig::radar(),
             "radar_sparsemax",
+            Some(10.0),
         ),
         (
             "HDM05 93→30, hdm05_sparsemax",
             NetworkConfig::hdm05(),
             "hdm05_sparsemax",
+            None,
         ),
     ] {
         let (ms, counts) = step_time(&config, genotype)?;
-        let row = StepRow::new(name, ms, &counts, &mut timer, threads, None);
+        let row = StepRow::new(name, ms, &counts, &mut timer, threads, target);
         eprintln!(
             "{name}: {ms:.2} ms ({} EVDs, floor {:.2} ms)",
             row.evds, row.floor_ms
