@@ -14,16 +14,19 @@
 //! alone or padded, on any thread count. Inputs are scaled per lane by a power of two (exact) so
 //! that the squares above cannot overflow.
 //!
-//! The kernel is compiled three times (AVX-512, AVX2, baseline) and picked at run time. The
-//! arithmetic is the same IEEE operations in the same order in each (no FMA; Rust never
-//! contracts), so the encodings give the same bits; what differs is how many lanes one
-//! instruction covers.
+//! The sweeps are compiled three times (AVX-512, AVX2, baseline) and the reconstruction twice
+//! (AVX-512, baseline), picked at run time. The arithmetic is the same IEEE operations in the
+//! same order in each (no FMA; Rust never contracts), so the encodings give the same bits;
+//! what differs is how many lanes one instruction covers.
+
+use faer::MatRef;
 
 use crate::counter::count_evd;
 use crate::error::{LinalgError, Result, check_sizes};
 
 pub use crate::lanes::LANES;
 use crate::lanes::{Entry, Lane};
+use crate::validate::check_finite;
 
 /// Sweeps allowed before a lane reports [`LinalgError::NoConvergence`] (quadratic convergence
 /// takes 5–10 at the sizes of SPD networks).
@@ -56,6 +59,8 @@ pub struct JacobiBatch {
     scale: Lane,
     floor2: Lane,
     order: Vec<usize>,
+    /// Matrices of the last successful decomposition (0 after a failure).
+    last_count: usize,
     /// The last group's eigenvectors in ascending order of their eigenvalues, interleaved.
     u: Vec<Entry>,
     /// `U diag(f)` for [`JacobiBatch::reconstruct_into`], interleaved.
@@ -67,7 +72,7 @@ pub struct JacobiBatch {
 /// time to the arithmetic.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct JacobiWork {
-    /// Sweeps run, the last of which rotated nothing.
+    /// Sweeps run; the last rotated nothing unless a lane hit the sweep limit.
     pub sweeps: usize,
     /// Pairs rotated in at least one lane (each costs the group one rotation).
     pub rotations: usize,
@@ -89,6 +94,7 @@ impl JacobiBatch {
             scale: [1.0; LANES],
             floor2: [0.0; LANES],
             order: Vec::with_capacity(n),
+            last_count: 0,
             u: vec![Entry([0.0; LANES]); n * n],
             w: vec![Entry([0.0; LANES]); n * n],
             work: JacobiWork::default(),
@@ -108,8 +114,8 @@ impl JacobiBatch {
     /// Decomposes the `count = inputs.len() / n² ≤ LANES` matrices stored contiguously in
     /// `inputs` (column-major, lower triangles read): ascending eigenvalues into `values`
     /// (`count · n`) and orthonormal eigenvectors into `vectors` (`count · n²`, column-major).
-    /// Inputs must be finite (checked by the callers). Each matrix is counted as one EVD. A
-    /// matrix that does not converge is `InBatch { index: its position here, NoConvergence }`.
+    /// Each matrix is counted as one EVD. A non-finite matrix, or one that does not converge,
+    /// is `InBatch { index: its position here, .. }` (the first such).
     pub fn decompose_group(
         &mut self,
         inputs: &[f64],
@@ -125,8 +131,12 @@ impl JacobiBatch {
             ("Jacobi group (eigenvalues)", count * n, values.len()),
             ("Jacobi group (eigenvectors)", count * nn, vectors.len()),
         ])?;
+        self.last_count = 0;
         if count == 0 {
             return Ok(());
+        }
+        for (l, m) in inputs.chunks_exact(nn).enumerate() {
+            check_finite(MatRef::from_column_major_slice(m, n, n)).map_err(|e| e.in_batch(l))?;
         }
         for _ in 0..count {
             count_evd(n);
@@ -139,6 +149,7 @@ impl JacobiBatch {
             }
         }
         self.store(count, values, vectors);
+        self.last_count = count;
         Ok(())
     }
 
@@ -166,11 +177,10 @@ impl JacobiBatch {
                 .flat_map(|j| (j..n).map(move |i| m[j * n + i].abs()))
                 .fold(0.0f64, f64::max);
             let scale = power_of_two_below(biggest);
-            let inverse = 1.0 / scale;
             let mut frob2 = 0.0;
             for j in 0..n {
                 for i in j..n {
-                    let x = m[j * n + i] * inverse;
+                    let x = m[j * n + i] / scale;
                     self.a[j * n + i].0[l] = x;
                     self.a[i * n + j].0[l] = x;
                     frob2 += if i == j { x * x } else { 2.0 * x * x };
@@ -212,9 +222,10 @@ impl JacobiBatch {
     #[inline(always)]
     fn sweeps_here(&mut self) -> [bool; LANES] {
         self.work = JacobiWork::default();
+        let mut rotated = [u64::MAX; LANES];
         for _ in 0..MAX_SWEEPS {
             self.work.sweeps += 1;
-            let mut rotated = [0u64; LANES];
+            rotated = [0u64; LANES];
             for r in 0..self.rounds.len() {
                 self.plan_round(r);
                 for rot in &self.rotations {
@@ -227,10 +238,11 @@ impl JacobiBatch {
                 self.work.rotations += self.rotations.len();
             }
             if rotated == [0; LANES] {
-                return [true; LANES];
+                break;
             }
         }
-        [false; LANES]
+        // A lane whose last sweep rotated nothing has converged (and stays put).
+        rotated.map(|m| m == 0)
     }
 
     /// The rotations of round `r`, from the current `A` (disjoint pairs do not change each
@@ -304,8 +316,8 @@ impl JacobiBatch {
         }
     }
 
-    /// `Y_l = U_l diag(f_l) U_lᵀ` for the `count` matrices of the last
-    /// [`JacobiBatch::decompose_group`], with `f_l = fvals[l n .. (l+1) n]` in the order of the
+    /// `Y_l = U_l diag(f_l) U_lᵀ` for the `count` matrices of the last successful
+    /// [`JacobiBatch::decompose_group`] (another count is a `DimensionMismatch`), with `f_l = fvals[l n .. (l+1) n]` in the order of the
     /// ascending eigenvalues; written to `out` (`count · n²`, column-major), exactly symmetric:
     /// `y_ij = Σ_k (u_ik f_k) u_jk` summed in order of `k` for `i ≥ j` and mirrored.
     pub fn reconstruct_into(&mut self, fvals: &[f64], out: &mut [f64]) -> Result<()> {
@@ -314,7 +326,11 @@ impl JacobiBatch {
         let count = fvals.len().checked_div(n).unwrap_or(0);
         check_sizes(&[
             ("Jacobi reconstruction (f-values)", count * n, fvals.len()),
-            ("Jacobi reconstruction (matrices)", count.min(LANES), count),
+            (
+                "Jacobi reconstruction (matrices last decomposed)",
+                self.last_count,
+                count,
+            ),
             ("Jacobi reconstruction (output)", count * nn, out.len()),
         ])?;
         #[cfg(target_arch = "x86_64")]
@@ -419,10 +435,10 @@ fn apply_masked<const MASKED: bool>(n: usize, a: &mut [Entry], v: &mut [Entry], 
     let (pa, pv) = (a.as_mut_ptr(), v.as_mut_ptr());
     for k in 0..n {
         // SAFETY: p, q, k < n and both slices hold n² entries (asserted above), so every
-        // offset is in bounds. Column p (q) of AJ is read at row k before any write to it:
-        // the writes at step k touch rows k of columns p, q and rows p, q of column k, and
-        // (p < q) the entries of columns p, q read at later steps are rows k' > k, which
-        // step k writes only when k ∈ {p, q}, inside the 2 × 2 block overwritten below.
+        // offset is in bounds. Step k reads (k, p), (k, q) and writes those and (p, k), (q, k).
+        // The only entry read after an earlier step wrote it is a_qp (written at k = p, read
+        // at k = q > p); it and everything else written at k ∈ {p, q} lies in the 2 × 2 block,
+        // which is overwritten below from the values saved before the loop.
         unsafe {
             let (x, y) = rotate(&(*pa.add(p * n + k)).0, &(*pa.add(q * n + k)).0);
             *pa.add(p * n + k) = Entry(x);
@@ -449,11 +465,14 @@ fn apply_masked<const MASKED: bool>(n: usize, a: &mut [Entry], v: &mut [Entry], 
     a[p * n + q] = Entry(new_pq);
 }
 
-/// The largest power of two `≤ x` (1 for zero, subnormal or non-finite `x`), so dividing by
-/// it is exact and leaves the largest entry in `[1, 2)`.
+/// The largest power of two `≤ x` for finite `x > 0` (1 for zero), so dividing by it is exact
+/// and leaves the largest entry in `[1, 2)`, subnormal `x` included.
 fn power_of_two_below(x: f64) -> f64 {
+    const TWO_54: f64 = 18_014_398_509_481_984.0;
     if x.is_normal() {
         f64::from_bits(x.to_bits() & 0x7ff0_0000_0000_0000)
+    } else if x > 0.0 && x.is_finite() {
+        power_of_two_below(x * TWO_54) / TWO_54
     } else {
         1.0
     }
@@ -666,6 +685,31 @@ mod tests {
             ((values[0] + 1e300) / 1e300).abs() < 1e-14
                 && ((values[2] - 1e300) / 1e300).abs() < 1e-14
         );
+        // Subnormal entries are scaled up too, so the pair still rotates.
+        let tiny = Mat::from_fn(2, 2, |i, j| if i == j { 2e-310 } else { 1e-310 });
+        let (values, _) = solve(&tiny);
+        assert!(
+            ((values[0] - 1e-310) / 1e-310).abs() < 1e-6
+                && ((values[1] - 3e-310) / 3e-310).abs() < 1e-6,
+            "{values:?}"
+        );
+    }
+
+    #[test]
+    fn non_finite_matrices_are_errors_at_their_position() {
+        let mut group = vec![0.0; 3 * 4];
+        for m in group.chunks_mut(4) {
+            m[0] = 1.0;
+            m[3] = 1.0;
+        }
+        group[4 + 2] = f64::NAN;
+        let (mut values, mut vectors) = (vec![0.0; 6], vec![0.0; 12]);
+        match JacobiBatch::new(2).decompose_group(&group, &mut values, &mut vectors) {
+            Err(LinalgError::InBatch { index: 1, source }) => {
+                assert!(matches!(*source, LinalgError::NotFinite { .. }))
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

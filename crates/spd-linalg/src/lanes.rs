@@ -56,7 +56,7 @@ impl DaleckiiKrein {
 
     /// `out_l = U_l (K_l ∘ U_lᵀ sym(G_l) U_l) U_lᵀ` for the `count = u.len() / n²` matrices of
     /// `u`, `k` and `g` (column-major, contiguous), exactly symmetric: `M = Uᵀ sym(G) U` and the
-    /// result are summed over `k` in order for their lower triangles and mirrored.
+    /// result are summed over `p` in order for their lower triangles and mirrored.
     pub(crate) fn apply(&mut self, u: &[f64], k: &[f64], g: &[f64], out: &mut [f64]) {
         let count = self.load(u, k, g);
         #[cfg(target_arch = "x86_64")]
