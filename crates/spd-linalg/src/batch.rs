@@ -222,9 +222,7 @@ pub fn spectral_batch<F: SpectralFn + ?Sized>(
         n,
         Some(&|values: &[f64], fvals: &mut [f64]| {
             check_domain(f, values)?;
-            for (fv, &v) in fvals.iter_mut().zip(values) {
-                *fv = f.value(v);
-            }
+            f.values_into(values, fvals);
             Ok(())
         }),
     )
@@ -322,9 +320,7 @@ pub fn spectral_backward_batch<F: SpectralFn + ?Sized>(
         grad,
         SpectralBackward {
             loewner: &|values, fvals, k| {
-                for (fv, &v) in fvals.iter_mut().zip(values) {
-                    *fv = f.value(v);
-                }
+                f.values_into(values, fvals);
                 loewner_into(f, values, fvals, k);
             },
             correction: None,

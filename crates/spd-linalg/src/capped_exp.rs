@@ -82,19 +82,13 @@ impl CappedExp {
         out: MatMut<'_, f64>,
     ) -> Result<()> {
         ws.eigh.decompose_into(x, values, Some(vectors.rb_mut()))?;
-        self.finish_into(ws, values, vectors.as_ref(), out);
+        ws.apply_into(
+            &FlooredExp(self.floor(values)),
+            values,
+            vectors.as_ref(),
+            out,
+        );
         Ok(())
-    }
-
-    /// `out ← E(x)` from the decomposition `values`/`vectors` of `x`.
-    pub fn finish_into(
-        &self,
-        ws: &mut SpectralWorkspace,
-        values: &[f64],
-        vectors: MatRef<'_, f64>,
-        out: MatMut<'_, f64>,
-    ) {
-        ws.apply_into(&FlooredExp(self.floor(values)), values, vectors, out);
     }
 
     /// `out ← ∂L/∂S` from the saved decomposition and the upstream gradient `grad`.
@@ -119,9 +113,7 @@ impl CappedExp {
     /// The Loewner matrix of `E` at `values`, with `fvals` as scratch (`n` values).
     pub(crate) fn loewner_into(&self, values: &[f64], fvals: &mut [f64], k: MatMut<'_, f64>) {
         let f = FlooredExp(self.floor(values));
-        for (fv, &v) in fvals.iter_mut().zip(values) {
-            *fv = f.value(v);
-        }
+        f.values_into(values, fvals);
         crate::spectral::loewner_into(&f, values, fvals, k);
     }
 
@@ -168,10 +160,7 @@ pub fn capped_exp_batch(cap: &CappedExp, data: &[f64], n: usize) -> Result<(Vec<
         data,
         n,
         Some(&|values: &[f64], fvals: &mut [f64]| {
-            let f = FlooredExp(cap.floor(values));
-            for (fv, &v) in fvals.iter_mut().zip(values) {
-                *fv = f.value(v);
-            }
+            FlooredExp(cap.floor(values)).values_into(values, fvals);
             Ok(())
         }),
     )

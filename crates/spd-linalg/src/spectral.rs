@@ -26,6 +26,12 @@ pub trait SpectralFn: Sync {
     fn value(&self, x: f64) -> f64;
     /// `f'(λ)`.
     fn derivative(&self, x: f64) -> f64;
+    /// `out_i = f(λ_i)` for every eigenvalue.
+    fn values_into(&self, values: &[f64], out: &mut [f64]) {
+        for (o, &v) in out.iter_mut().zip(values) {
+            *o = self.value(v);
+        }
+    }
     /// Whether `f` needs `λ > 0` (log, roots, powers).
     fn needs_positive(&self) -> bool {
         false
@@ -331,9 +337,7 @@ impl SpectralWorkspace {
         vectors: MatRef<'_, f64>,
         out: MatMut<'_, f64>,
     ) {
-        for (fv, &v) in self.fvals.iter_mut().zip(values) {
-            *fv = f.value(v);
-        }
+        f.values_into(values, &mut self.fvals);
         sandwich_diag_into(out, vectors, &self.fvals, self.t1.as_mut());
     }
 
@@ -346,9 +350,7 @@ impl SpectralWorkspace {
         grad: MatRef<'_, f64>,
         out: MatMut<'_, f64>,
     ) {
-        for (fv, &v) in self.fvals.iter_mut().zip(values) {
-            *fv = f.value(v);
-        }
+        f.values_into(values, &mut self.fvals);
         loewner_into(f, values, &self.fvals, self.k.as_mut());
         let k = std::mem::replace(&mut self.k, Mat::new());
         self.daleckii_krein_into(vectors, k.as_ref(), grad, out);
